@@ -1,0 +1,5 @@
+import sys
+
+from crlkit.cli import main
+
+sys.exit(main())
