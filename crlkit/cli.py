@@ -19,7 +19,8 @@ COMMAND_MODULES = (
     "crlkit.commands.train",      # train, traverse
     "crlkit.commands.evaluate",   # evaluate
     "crlkit.commands.shortcut",   # shortcut
-    "crlkit.commands.identify",   # identify, impossibility
+    "crlkit.commands.impossibility",  # impossibility
+    "crlkit.commands.identify",   # identify
     "crlkit.commands.demo",       # demo
 )
 

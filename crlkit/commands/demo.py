@@ -22,7 +22,8 @@ SECTIONS = (
     ("Training a disentanglement model", "crlkit.commands.train"),
     ("Scoring the representation", "crlkit.commands.evaluate"),
     ("Shortcut learning: cows and camels", "crlkit.commands.shortcut"),
-    ("Identifiability: the impossibility and the methods that escape it", "crlkit.commands.identify"),
+    ("The impossibility of unsupervised disentanglement", "crlkit.commands.impossibility"),
+    ("Causal representation learning: methods that escape it", "crlkit.commands.identify"),
 )
 
 
@@ -41,7 +42,7 @@ def register(sub) -> None:
     p.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--only", nargs="*", default=None,
-                   help="run only these sections (module suffixes: data train evaluate shortcut identify)")
+                   help="run only these sections (module suffixes: data train evaluate shortcut impossibility identify)")
     p.set_defaults(func=run)
 
 
