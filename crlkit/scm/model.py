@@ -293,11 +293,13 @@ class LatentSCM:
         return sample_noise(self.noise, (int(n), len(self.full_adjacency)), _rng(seed))
 
     def propagate(self, noise: np.ndarray, u: np.ndarray | None = None, *, do_mask: np.ndarray | None = None,
-                  do_values: np.ndarray | None = None) -> np.ndarray:
+                  do_values: np.ndarray | None = None, cut_mask: np.ndarray | None = None) -> np.ndarray:
         """All node values ``(n, p)`` from exogenous noise, in causal order.
 
-        ``do_mask``/``do_values`` (``(n, p)``, full indexing) set per-sample hard interventions on
-        top of the model's own (used by samplers for per-sample targets)."""
+        Per-sample interventions on top of the model's own (used by samplers for per-sample
+        targets), all ``(n, p)`` in full node indexing: ``do_mask``/``do_values`` set hard
+        values; ``cut_mask`` drops the mechanism ``f_j`` (a perfect stochastic intervention:
+        the node keeps only its shift and scaled noise)."""
         noise = np.asarray(noise, dtype=np.float64)
         n, p = noise.shape
         if p != len(self.full_adjacency):
@@ -313,6 +315,8 @@ class LatentSCM:
             else:
                 pa = self.parents[j]
                 f = self._mechanism(j)(z[:, pa]) if len(pa) else 0.0
+                if cut_mask is not None:
+                    f = np.where(cut_mask[:, j], 0.0, f)
                 scale, shift = self._scale_shift(j, u, n)
                 z[:, j] = f + shift + scale * noise[:, j]
             if do_mask is not None:
