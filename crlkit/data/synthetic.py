@@ -69,7 +69,7 @@ class SyntheticData(GroundTruthData):
         """``(low, high)`` of a box support of z (independent uniform latents), else ``None``."""
         if self.scm.noise != "uniform" or not self.scm.independent:
             return None
-        scale, shift = self.scm._marginal_params("latent_bounds")
+        scale, shift = self.scm.marginal_params("latent_bounds")
         lo, hi = noise_support("uniform")
         return (shift + lo * scale).min(axis=0), (shift + hi * scale).max(axis=0)
 

@@ -361,7 +361,7 @@ class LatentSCM:
             total += noise_logpdf(self.noise, (z[:, j] - f - shift) / scale) - np.log(scale)
         return total
 
-    def _marginal_params(self, what: str):
+    def marginal_params(self, what: str):
         """Per-segment scale and shift ``(m, d)`` of independent latents: the marginal of
         ``z_j`` is the uniform mixture over segments k of ``shift[k, j] + scale[k, j] · ε``."""
         if not self.independent:
@@ -374,13 +374,13 @@ class LatentSCM:
     def marginal_cdf(self, z: np.ndarray) -> np.ndarray:
         """Per-coordinate marginal CDF ``F_j(z_j)`` of independent latents, ``(n, d)``
         (a uniform mixture over segments for segmented models)."""
-        scale, shift = self._marginal_params("marginal_cdf")
+        scale, shift = self.marginal_params("marginal_cdf")
         z = np.asarray(z, dtype=np.float64)
         return np.mean([noise_cdf(self.noise, (z - shift[k]) / scale[k]) for k in range(len(scale))], axis=0)
 
     def marginal_ppf(self, q: np.ndarray, *, tol: float = 1e-12) -> np.ndarray:
         """Inverse of :meth:`marginal_cdf` (closed form without segments, else bisection)."""
-        scale, shift = self._marginal_params("marginal_ppf")
+        scale, shift = self.marginal_params("marginal_ppf")
         q = np.asarray(q, dtype=np.float64)
         if len(scale) == 1:
             return shift[0] + scale[0] * noise_ppf(self.noise, q)
@@ -399,7 +399,7 @@ class LatentSCM:
 
     def marginal_logpdf(self, z: np.ndarray) -> np.ndarray:
         """Per-coordinate marginal log-densities of independent latents, ``(n, d)``."""
-        scale, shift = self._marginal_params("marginal_logpdf")
+        scale, shift = self.marginal_params("marginal_logpdf")
         z = np.asarray(z, dtype=np.float64)
         per = np.stack([noise_logpdf(self.noise, (z - shift[k]) / scale[k]) - np.log(scale[k])
                         for k in range(len(scale))])
