@@ -361,7 +361,7 @@ class LatentSCM:
             total += noise_logpdf(self.noise, (z[:, j] - f - shift) / scale) - np.log(scale)
         return total
 
-    def marginal_params(self, what: str):
+    def marginal_params(self, what: str = "marginal_params"):
         """Per-segment scale and shift ``(m, d)`` of independent latents: the marginal of
         ``z_j`` is the uniform mixture over segments k of ``shift[k, j] + scale[k, j] · ε``."""
         if not self.independent:
