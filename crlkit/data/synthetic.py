@@ -130,7 +130,8 @@ def _sub_seed(seed: int, k: int) -> int:
 @register_dataset("synthetic")
 def make_synthetic(*, latents: int = 5, graph: str = "empty", expected_degree: float = 2.0,
                    mechanism: str = "linear", noise: str = "gaussian", noise_scale: float = 1.0,
-                   weight_range: tuple[float, float] = (0.5, 2.0), confounders: int = 0, segments: int = 0,
+                   weight_range: tuple[float, float] = (0.5, 2.0), standardize: bool = False,
+                   confounders: int = 0, segments: int = 0,
                    segment_scale: tuple[float, float] = (0.5, 3.0), segment_means: tuple[float, float] | None = None,
                    mixing: str = "mlp", mixing_layers: int = 3, slope: float = 0.2, cond_quantile: float = 0.25,
                    observed_dim: int | None = None, degree: int = 2, obs_noise: float = 0.0,
@@ -148,6 +149,9 @@ def make_synthetic(*, latents: int = 5, graph: str = "empty", expected_degree: f
     mechanism : {"linear", "nonlinear"}
         Linear weights ``|w| ~ U(weight_range)`` with random sign, or random tanh-MLP additive
         noise mechanisms.
+    standardize : bool
+        Rescale every latent to unit marginal variance (keeps the graph; see
+        ``LatentSCM.standardized``), so variances do not grow along the causal order.
     noise : {"gaussian", "laplace", "uniform"}
         Standardised exogenous noise, times ``noise_scale``.
     confounders : int
@@ -171,7 +175,8 @@ def make_synthetic(*, latents: int = 5, graph: str = "empty", expected_degree: f
     if segments and len(segment_scale) != 2:
         raise CrlkitError(f"segment_scale must be a (low, high) pair; got {segment_scale}")
     options = dict(latents=latents, graph=graph, expected_degree=expected_degree, mechanism=mechanism, noise=noise,
-                   noise_scale=noise_scale, weight_range=list(weight_range), confounders=confounders,
+                   noise_scale=noise_scale, weight_range=list(weight_range), standardize=bool(standardize),
+                   confounders=confounders,
                    segments=segments, segment_scale=list(segment_scale),
                    segment_means=None if segment_means is None else list(segment_means), mixing=mixing,
                    mixing_layers=mixing_layers, slope=slope, cond_quantile=cond_quantile,
@@ -180,7 +185,7 @@ def make_synthetic(*, latents: int = 5, graph: str = "empty", expected_degree: f
                            noise_scale=noise_scale, weight_range=tuple(weight_range), confounders=int(confounders),
                            segments=int(segments), segment_scale_range=tuple(segment_scale),
                            segment_mean_range=None if segment_means is None else tuple(segment_means),
-                           seed=_sub_seed(seed, 0))
+                           standardize=bool(standardize), seed=_sub_seed(seed, 0))
     g = make_mixing(mixing, int(latents), n_layers=int(mixing_layers), slope=slope, seed=_sub_seed(seed, 1),
                     out_dim=observed_dim, degree=int(degree), cond_quantile=cond_quantile)
     return SyntheticData(scm, g, obs_noise=obs_noise, options=options)

@@ -54,6 +54,18 @@ class MLPMechanism(Mechanism):
         return np.tanh(parents @ self.W1 + self.b1) @ self.w2
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class ScaledMechanism(Mechanism):
+    """``f(pa) = inner(pa · in_scale) / out_scale`` (the mechanism of a standardised node)."""
+
+    inner: Mechanism       # the original mechanism
+    in_scale: np.ndarray   # (k,) scale of each parent (undoes the parents' standardisation)
+    out_scale: float       # scale of this node
+
+    def __call__(self, parents):
+        return self.inner(parents * self.in_scale) / self.out_scale
+
+
 def random_weights(k: int, weight_range: tuple[float, float], rng: np.random.Generator) -> np.ndarray:
     """``k`` weights with ``|w| ~ U(lo, hi)`` and a random sign (bounded away from zero)."""
     lo, hi = weight_range

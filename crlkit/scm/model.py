@@ -21,8 +21,8 @@ from scipy.special import logsumexp
 
 from crlkit.errors import CrlkitError
 from crlkit.scm.graph import descendants, random_dag, topological_order, check_adjacency
-from crlkit.scm.mechanisms import (LinearMechanism, Mechanism, ZeroMechanism, check_mechanism, random_mlp,
-                                   random_weights)
+from crlkit.scm.mechanisms import (LinearMechanism, Mechanism, ScaledMechanism, ZeroMechanism, check_mechanism,
+                                   random_mlp, random_weights)
 from crlkit.scm.noise import check_noise, noise_cdf, noise_logpdf, noise_ppf, noise_support, sample_noise
 
 
@@ -128,7 +128,7 @@ class LatentSCM:
                noise_scale: float = 1.0, confounders: int = 0, segments: int = 0,
                segment_scale_range: tuple[float, float] = (0.5, 3.0),
                segment_mean_range: tuple[float, float] | None = None, hidden_units: int = 16,
-               seed=0) -> "LatentSCM":
+               standardize: bool = False, seed=0) -> "LatentSCM":
         """A random SCM over ``d`` observed latents (in causal order ``z0 -> … -> z{d-1}``).
 
         Parameters
@@ -147,6 +147,9 @@ class LatentSCM:
             Number of segments (0: none). Per segment and node, the noise scale factor is
             ``U(segment_scale_range)`` and, if ``segment_mean_range`` is given, the mean is
             ``U(segment_mean_range)`` (iVAE: 40 segments, scale U(0.5, 3), means U(-5, 5)).
+        standardize : bool
+            Rescale every node to unit marginal variance (:meth:`standardized`), so variances
+            do not grow along the causal order (no "varsortability"; Reisach et al. 2021).
         seed : int or numpy.random.Generator
         """
         check_mechanism(mechanism)
@@ -181,8 +184,29 @@ class LatentSCM:
             if segment_mean_range is not None:
                 seg_shift = np.zeros((segments, p))
                 seg_shift[:, k:] = rng.uniform(*segment_mean_range, size=(segments, d))
-        return cls(adjacency, mechs, noise=noise, noise_scale=noise_scale, hidden=range(k),
-                   segment_scale=seg_scale, segment_shift=seg_shift)
+        model = cls(adjacency, mechs, noise=noise, noise_scale=noise_scale, hidden=range(k),
+                    segment_scale=seg_scale, segment_shift=seg_shift)
+        return model.standardized(seed=rng) if standardize else model
+
+    def standardized(self, *, n_probe: int = 20_000, seed=0) -> "LatentSCM":
+        """An equivalent model whose nodes have unit marginal std (estimated on ``n_probe``
+        samples): node j is divided by ``c_j``, so its children's mechanisms take ``c_pa · z̃_pa``,
+        its noise scale becomes ``s_j / c_j`` and its segment means ``m_{u,j} / c_j``. For the same
+        exogenous noise the new model's values are exactly ``z / c`` (linear weights become
+        ``w_ij c_i / c_j`` and may leave ``weight_range``)."""
+        if self.hard or self.soft:
+            raise CrlkitError("standardize the model before intervening on it")
+        sample = self.sample_full(n_probe, _rng(seed))
+        c = sample.z_full.std(axis=0)
+        c = np.where(c > 0, c, 1.0)
+        linear = all(isinstance(m, LinearMechanism) for m in self.mechanisms)
+        adjacency = self.full_adjacency * c[:, None] / c[None, :] if linear else self.full_adjacency
+        mechs = None if linear else [
+            ScaledMechanism(m, c[self.parents[j]], float(c[j])) if len(self.parents[j]) else m
+            for j, m in enumerate(self.mechanisms)]
+        return LatentSCM(adjacency, mechs, noise=self.noise, noise_scale=self.noise_scale / c, hidden=self.hidden,
+                         names=self.names, segment_scale=self.segment_scale,
+                         segment_shift=None if self.segment_shift is None else self.segment_shift / c[None, :])
 
     # --- structure -----------------------------------------------------------------------
     @property
