@@ -1,0 +1,116 @@
+"""Measures on hand-made predictions; every method runs a few steps; the IRMv1 penalty."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from crlkit.errors import CrlkitError
+from crlkit.robust import (RESULT_KEYS, ShortcutConfig, background_flip_rate, evaluate, group_accuracies,
+                           list_methods, make_method, make_shortcut_data, mean_group_accuracy, run_method,
+                           worst_group_accuracy)
+from crlkit.robust.methods import irmv1_risk_and_penalty
+
+TINY = ShortcutConfig(n_train=96, n_heldout=16, n_test=48, steps=3, batch_size=16, width=4, image_size=16)
+
+
+@pytest.fixture(scope="module")
+def tiny_data():
+    return make_shortcut_data(TINY, seed=0)
+
+
+def test_group_measures_on_hand_made_predictions():
+    y = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    bg = np.array([0, 0, 1, 1, 0, 0, 1, 1])
+    groups = 2 * y + bg
+    shortcut = bg.copy()  # predicts the background
+    assert group_accuracies(shortcut, y, groups) == {0: 1.0, 1: 0.0, 2: 0.0, 3: 1.0}
+    assert worst_group_accuracy(shortcut, y, groups) == 0.0
+    assert mean_group_accuracy(shortcut, y, groups) == 0.5
+    pred = np.array([0, 1, 0, 0, 1, 1, 1, 0])  # groups: 0.5, 1, 1, 0.5
+    assert worst_group_accuracy(pred, y, groups) == 0.5
+    assert mean_group_accuracy(pred, y, groups) == pytest.approx(0.75)
+    assert background_flip_rate(shortcut, 1 - shortcut) == 1.0
+    assert background_flip_rate(y, y) == 0.0
+    assert background_flip_rate([0, 1, 1, 0], [0, 1, 0, 1]) == 0.5
+    with pytest.raises(CrlkitError):
+        background_flip_rate([0, 1], [0, 1, 1])
+
+
+def test_evaluate_scores_an_oracle_and_a_shortcut(tiny_data):
+    d = tiny_data
+    # the oracle reads the true animal of each image; the shortcut reads its background
+    lookup = {}
+    for split in (d.test_id, d.test_ood, d.test_reversed):
+        for x, f in zip(split.x, split.factors):
+            lookup[x.numpy().tobytes()] = f
+    for x, f in zip(d.ood_swapped_x, d.test_ood.factors):
+        lookup[x.numpy().tobytes()] = f.copy()
+        lookup[x.numpy().tobytes()][3] = 1 - f[3]
+
+    def by(col):
+        return lambda xs: torch.tensor([2.0 * lookup[x.numpy().tobytes()][col] - 1 for x in xs])
+
+    oracle, shortcut = evaluate(by(2), d), evaluate(by(3), d)
+    assert oracle["worst_group_accuracy"] == 1.0 and oracle["background_flip_rate"] == 0.0
+    assert oracle["reversed_accuracy"] == 1.0
+    assert shortcut["worst_group_accuracy"] == 0.0 and shortcut["background_flip_rate"] == 1.0
+    assert shortcut["reversed_accuracy"] < 0.3 and shortcut["id_accuracy"] > 0.7
+
+
+@pytest.mark.parametrize("name", ["erm", "groupdro", "irm", "jtt", "dfr", "causal"])
+def test_each_method_runs_and_returns_the_result_keys(tiny_data, name):
+    res = run_method(name, tiny_data, seed=1)
+    for k in RESULT_KEYS:
+        assert k in res
+    for k in RESULT_KEYS[1:]:
+        assert 0.0 <= res[k] <= 1.0
+    assert res["method"] == name and res["uses"] and res["selection"]
+
+
+def test_methods_are_seeded(tiny_data):
+    a = run_method("erm", tiny_data, seed=3)
+    b = run_method("erm", tiny_data, seed=3)
+    assert {k: a[k] for k in RESULT_KEYS} == {k: b[k] for k in RESULT_KEYS}
+
+
+def test_registry_and_options():
+    assert set(list_methods()) == {"erm", "groupdro", "irm", "jtt", "dfr", "causal"}
+    with pytest.raises(CrlkitError, match="groupdro"):
+        make_method("group_dro")
+    with pytest.raises(CrlkitError, match="upweight"):
+        make_method("jtt", up_weight=3)
+    assert make_method("jtt", upweight=5.0).config.upweight == 5.0
+
+
+def test_irmv1_penalty_matches_its_closed_form():
+    torch.manual_seed(0)
+    logits = torch.randn(50)
+    y = (torch.rand(50) < 0.5).float()
+    risk, pen = irmv1_risk_and_penalty(logits, y)
+    # d/dw mean BCE(w l, y) at w = 1 is mean((sigmoid(l) - y) * l)
+    grad = ((torch.sigmoid(logits) - y) * logits).mean()
+    assert pen.item() == pytest.approx(grad.item() ** 2, rel=1e-5)
+    assert risk.item() == pytest.approx(torch.nn.functional.binary_cross_entropy_with_logits(logits, y).item())
+
+
+def test_config_validation():
+    with pytest.raises(CrlkitError, match="rho"):
+        ShortcutConfig(rho=1.2)
+    with pytest.raises(CrlkitError, match="eta"):
+        ShortcutConfig(eta=-0.1)
+    assert ShortcutConfig(rho=0.95, env_spread=0.04).train_rhos == pytest.approx((0.99, 0.91))
+    assert dataclasses.replace(TINY, rho=1.0).train_rhos == (1.0, 0.96)
+
+
+def test_splits_have_the_intended_distributions():
+    cfg = dataclasses.replace(TINY, n_train=2000, n_test=400, shape_noise=0.2)
+    d = make_shortcut_data(cfg, seed=2)
+    f = d.train.factors
+    assert abs(np.mean(f[:, 2] == f[:, 3]) - cfg.rho) < 0.02
+    assert abs(np.mean(f[:, 4] != f[:, 2]) - 0.2) < 0.03
+    assert np.all(d.test_ood.factors[:, 4] == d.test_ood.factors[:, 2])  # clean test shapes
+    assert abs(np.mean(d.test_ood.factors[:, 2] == d.test_ood.factors[:, 3]) - 0.5) < 0.08
+    assert np.mean(d.test_reversed.factors[:, 2] == d.test_reversed.factors[:, 3]) < 0.1
+    assert np.bincount(d.heldout.label_group.numpy(), minlength=4).min() == cfg.n_heldout // 4
