@@ -269,14 +269,15 @@ def _conditional_cdf(kind: str, t: np.ndarray) -> np.ndarray:
     from scipy import special
     if kind == "gaussian":
         return special.ndtr(t)
-    return np.where(t < 0, 0.5 * np.exp(np.minimum(t, 0)), 1 - 0.5 * np.exp(-np.maximum(t, 0)))
+    return 0.5 + 0.5 * np.sign(t) * -np.expm1(-np.abs(t))  # Laplace(0, 1) CDF
 
 
 def _conditional_ppf(kind: str, q: np.ndarray) -> np.ndarray:
     from scipy import special
     if kind == "gaussian":
         return special.ndtri(q)
-    return np.where(q < 0.5, np.log(2 * np.maximum(q, 1e-300)), -np.log(2 * np.maximum(1 - q, 1e-300)))
+    with np.errstate(divide="ignore"):  # Laplace(0, 1) quantile, from the nearer tail
+        return np.where(q < 0.5, np.log(2 * q), -np.log(2 * (1 - q)))
 
 
 @register_sampler("positive_pair")

@@ -298,15 +298,25 @@ class LatentSCM:
         return new
 
     # --- sampling ------------------------------------------------------------------------
-    def _scale_shift(self, j: int, u: np.ndarray | None, n: int):
-        soft = self.soft.get(j)
-        s = self.noise_scale[j] if soft is None or soft.noise_scale is None else soft.noise_scale
-        shift = 0.0 if soft is None else soft.shift
+    def _noise_terms(self, u: np.ndarray | None):
+        """Effective noise scale and mean of every node: ``(p,)`` each, or ``(n, p)`` with segments."""
+        s = self.noise_scale.copy()
+        shift = np.zeros(len(s))
+        for j, soft in self.soft.items():
+            if soft.noise_scale is not None:
+                s[j] = soft.noise_scale
+            shift[j] += soft.shift
         if self.segment_scale is not None:
             if u is None:
                 raise CrlkitError("this model has segments: pass segment labels u")
-            return s * self.segment_scale[u, j], shift + self.segment_shift[u, j]
-        return np.full(n, s), np.full(n, shift)
+            return s * self.segment_scale[u], shift + self.segment_shift[u]
+        return s, shift
+
+    def _scale_shift(self, j: int, u: np.ndarray | None, n: int):
+        scale, shift = self._noise_terms(u)
+        if scale.ndim == 1:
+            return np.full(n, scale[j]), np.full(n, shift[j])
+        return scale[:, j], shift[:, j]
 
     def _mechanism(self, j: int) -> Mechanism:
         soft = self.soft.get(j)
@@ -332,17 +342,17 @@ class LatentSCM:
             u = np.asarray(u, dtype=np.int64)
             if u.shape != (n,) or (n and (u.min() < 0 or u.max() >= max(self.num_segments, 1))):
                 raise CrlkitError(f"segment labels must be {n} integers in [0, {self.num_segments - 1}]")
-        z = np.zeros((n, p))
+        scale, shift = self._noise_terms(u)
+        base = shift + scale * noise  # the exogenous part of every node, (n, p)
+        z = base.copy()
         for j in self.order:
             if j in self.hard:
                 z[:, j] = self.hard[j]
-            else:
-                pa = self.parents[j]
-                f = self._mechanism(j)(z[:, pa]) if len(pa) else 0.0
+            elif len(self.parents[j]):
+                f = self._mechanism(j)(z[:, self.parents[j]])
                 if cut_mask is not None:
                     f = np.where(cut_mask[:, j], 0.0, f)
-                scale, shift = self._scale_shift(j, u, n)
-                z[:, j] = f + shift + scale * noise[:, j]
+                z[:, j] = base[:, j] + f
             if do_mask is not None:
                 z[:, j] = np.where(do_mask[:, j], do_values[:, j], z[:, j])
         return z
