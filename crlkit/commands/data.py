@@ -99,7 +99,7 @@ def show_dataset(ds, out: Path, *, n: int = 64, seed: int = 0, steps: int = TRAV
     factors, x = ds.sample(n, rng)
     written: dict[str, Any] = {"notes": []}
     if _is_image(ds):
-        save_sample_grid(x, out / "samples.png", title=_title(ds))
+        save_sample_grid(x, out / "samples.png")
         written["samples"] = out / "samples.png"
         save_traversals(ds, out / "traversals.png", rng=rng, steps=steps)
         written["traversals"] = out / "traversals.png"
@@ -149,7 +149,7 @@ def _savefig(fig, path: Path) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.png")
-    fig.savefig(tmp, dpi=100, bbox_inches="tight")
+    fig.savefig(tmp, dpi=90)
     plt.close(fig)
     os.replace(tmp, path)
 
@@ -163,21 +163,11 @@ def _figure(w: float, h: float):
     return plt.figure(figsize=(w, h))
 
 
-def save_sample_grid(x, path: Path, *, title: str = "", ncols: int | None = None) -> None:
-    """A grid of ``(n, C, H, W)`` images with a title naming the factors."""
-    import textwrap
+def save_sample_grid(x, path: Path, *, ncols: int | None = None) -> None:
+    """A grid of ``(n, C, H, W)`` images in [0, 1], written as PNG (upscaled 2x)."""
+    from crlkit.data.render import image_grid, save_png
 
-    from crlkit.data.render import image_grid
-
-    grid = image_grid(np.asarray(x), ncols=ncols)
-    scale = max(3.0, grid.shape[1] / 100)
-    fig = _figure(scale, scale * grid.shape[0] / grid.shape[1] + 0.5)
-    ax = fig.add_axes([0, 0, 1, 1])
-    ax.imshow(grid, interpolation="nearest")
-    ax.axis("off")
-    if title:
-        ax.set_title("\n".join(textwrap.wrap(title, 70)), fontsize=8)
-    _savefig(fig, path)
+    save_png(path, image_grid(np.asarray(x), ncols=ncols), upscale=2)
 
 
 def traversal_factors(ds, base: np.ndarray, steps: int) -> list[tuple[str, np.ndarray]]:
@@ -219,7 +209,7 @@ def save_traversals(ds, path: Path, *, rng, steps: int = TRAVERSAL_STEPS) -> Non
     _savefig(fig, path)
 
 
-def save_scatter_matrix(z, x, path: Path, *, title: str = "", dims: int = 4) -> None:
+def save_scatter_matrix(z, x, path: Path, *, title: str = "", dims: int = 3) -> None:
     """Pairwise scatter plots of the first ``dims`` observed dimensions, coloured by z_0."""
     x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
     k = min(dims, x.shape[1])
@@ -243,15 +233,16 @@ def save_scatter_matrix(z, x, path: Path, *, title: str = "", dims: int = 4) -> 
     _savefig(fig, path)
 
 
-def save_vector_traversals(ds, z, path: Path, *, rng, steps: int = TRAVERSAL_STEPS, dims: int = 4):
-    """For continuous latents: each latent stepped between its 5% and 95% sample quantiles
-    (others at their medians); plots the first observed dimensions against it."""
+def save_vector_traversals(ds, z, path: Path, *, rng, steps: int = TRAVERSAL_STEPS, dims: int = 4,
+                           max_latents: int = 6):
+    """For continuous latents: each latent (the first ``max_latents``) stepped between its 5%
+    and 95% sample quantiles, others at their medians; plots the first observed dimensions."""
     if ds.factor_sizes is not None:
         return None
     z = np.asarray(z, dtype=np.float64)
     lo, hi = np.quantile(z, 0.05, axis=0), np.quantile(z, 0.95, axis=0)
     med = np.median(z, axis=0)
-    d = z.shape[1]
+    d = min(z.shape[1], max_latents)
     fig = _figure(2.2 * d, 2.2)
     for j in range(d):
         zz = np.repeat(med[None], steps, axis=0)
@@ -325,7 +316,7 @@ def demo_section(ctx) -> str:
         except Exception as e:  # noqa: BLE001 - show the failure, keep the page
             parts.append(f"<h3>{html.escape(name)}</h3><p>could not build: {html.escape(str(e))}</p>")
             continue
-        written = show_dataset(ds, out / name, n=32 if _is_image(ds) else 500, seed=ctx.seed, steps=8)
+        written = show_dataset(ds, out / name, n=32 if _is_image(ds) else 300, seed=ctx.seed, steps=8)
         parts.append(f"<h3>{html.escape(name)}</h3><p>{html.escape(_title(ds))}; observations "
                      f"{tuple(ds.observation_shape)}</p>")
         for key, caption in (("samples", "samples"), ("traversals", "traversals"), ("graph", "causal graph")):

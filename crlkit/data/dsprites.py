@@ -70,7 +70,9 @@ def _inside(shape: int, u: np.ndarray, v: np.ndarray, scale: float) -> np.ndarra
     # heart: (x^2 + y^2 - 1)^3 - x^2 y^3 <= 0, width 2.278 units, y in [-1, 1.25] (bbox centre 0.125)
     k = 22.0 * scale / 2.278
     x, y = u / k, v / k + 0.125
-    return (x * x + y * y - 1.0) ** 3 - x * x * y ** 3 <= 0.0
+    x2, y2 = x * x, y * y
+    a = x2 + y2 - 1.0
+    return a * a * a - x2 * y2 * y <= 0.0
 
 
 @lru_cache(maxsize=1)
@@ -80,16 +82,15 @@ def sprite_masks() -> np.ndarray:
     sub = (np.arange(PATCH * ss) + 0.5) / ss - PATCH / 2.0  # sub-pixel centres, from the centre
     u = sub[None, :]           # x to the right
     v = -sub[:, None]          # y up (rows go down)
+    t = np.mod(ORIENTATIONS, 2.0 * np.pi)[:, None, None]  # 2*pi -> exactly 0: index 39 == 0
+    c, sn = np.cos(t), np.sin(t)
+    # inverse rotation (by -theta) of the screen points into sprite coordinates, all angles at once
+    ur, vr = c * u + sn * v, -sn * u + c * v
     masks = np.zeros((3, 6, 40, PATCH, PATCH), np.uint8)
     for s in range(3):
         for k, scale in enumerate(SCALES):
-            for o, theta in enumerate(ORIENTATIONS):
-                t = np.mod(theta, 2.0 * np.pi)  # 2*pi -> exactly 0, so index 39 == index 0
-                c, sn = np.cos(t), np.sin(t)
-                # inverse rotation (by -theta) of the screen point into sprite coordinates
-                ur, vr = c * u + sn * v, -sn * u + c * v
-                cover = _inside(s, ur, vr, scale).reshape(PATCH, ss, PATCH, ss).mean(axis=(1, 3))
-                masks[s, k, o] = cover >= 0.5
+            inside = _inside(s, ur, vr, scale).reshape(40, PATCH, ss, PATCH, ss)
+            masks[s, k] = inside.sum(axis=(2, 4), dtype=np.int16) * 2 >= ss * ss
     return masks
 
 
