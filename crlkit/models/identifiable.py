@@ -1,0 +1,533 @@
+"""Identifiable causal representation learning methods (the ways around the impossibility).
+
+Locatello et al. (2019) proved that an unsupervised model of i.i.d. data cannot tell the true
+factors from an entangled bijection of them. The methods here escape that with extra structure
+in the data, each declared by the batch kind it trains on:
+
+======================  ===================  ============================================
+method                  batch kind           what makes it identifiable
+======================  ===================  ============================================
+``ivae``                ``segment``          auxiliary variable u, prior p(z|u) factorised
+``contrastive``         ``positive_pair``    positive pairs z~ ~ p(z~|z) (InfoNCE)
+``content_style``       ``views``            two views share the content block
+``interventional``      ``intervention_pair``  counterfactual pairs, one node intervened
+======================  ===================  ============================================
+
+Every method maps vector observations ``x`` (optionally whitened with statistics fitted on
+the data, see :class:`Whitening`) through an MLP. ``encode(x)`` gives the representation the
+metrics score: the posterior mean for iVAE, the code for the contrastive methods.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from crlkit.errors import CrlkitError
+from crlkit.models.architectures import mlp
+from crlkit.models.base import Method, register_model
+from crlkit.registry import unknown_choice
+
+__all__ = [
+    "Whitening", "info_nce", "IVAEConfig", "IVAE", "ContrastiveConfig", "Contrastive",
+    "ContentStyleConfig", "ContentStyle", "InterventionalConfig", "Interventional",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# shared pieces
+# --------------------------------------------------------------------------------------------
+class Whitening(nn.Module):
+    """Affine whitening ``x -> W (x - m)`` with ``W = Cov(x)^{-1/2}`` (ZCA).
+
+    Whitening the observations made the largest difference for iVAE on this benchmark
+    (issue 6): the leaky-ReLU mixing produces coordinates with very different scales, and
+    the fixed decoder variance (0.01) then weighs them very unequally. Any invertible affine
+    preconditioning keeps identifiability, so the statistics need not be exact.
+
+    The trainer streams batches and has no data-preparation hook, so the statistics are
+    accumulated from the first ``warmup_batches`` training batches (refitted after each,
+    then frozen); :meth:`fit` sets them from a given sample at once. Sums and the fitted
+    transform are buffers: saved in checkpoints, so a resumed run continues identically.
+    """
+
+    def __init__(self, dim: int, *, enabled: bool = True, warmup_batches: int = 10, eps: float = 1e-6):
+        super().__init__()
+        self.enabled = enabled
+        self.warmup_batches = int(warmup_batches)
+        self.eps = eps
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("matrix", torch.eye(dim))
+        self.register_buffer("batches", torch.zeros((), dtype=torch.long))
+        self.register_buffer("count", torch.zeros((), dtype=torch.float64))
+        self.register_buffer("sum", torch.zeros(dim, dtype=torch.float64))
+        self.register_buffer("sum_sq", torch.zeros(dim, dim, dtype=torch.float64))
+
+    @torch.no_grad()
+    def _refit(self) -> None:
+        n = float(self.count)
+        mean = self.sum / n
+        cov = self.sum_sq / n - torch.outer(mean, mean)
+        evals, evecs = torch.linalg.eigh(cov)
+        inv_sqrt = evecs @ torch.diag(evals.clamp_min(self.eps).rsqrt()) @ evecs.T  # (D, D)
+        self.mean.copy_(mean.to(self.mean.dtype))
+        self.matrix.copy_(inv_sqrt.to(self.matrix.dtype))
+
+    @torch.no_grad()
+    def fit(self, x: torch.Tensor) -> None:
+        """Set the statistics from ``x`` (N, D) and freeze them."""
+        x64 = x.detach().reshape(x.shape[0], -1).double()
+        if x64.shape[0] < 2:
+            raise CrlkitError("whitening needs at least 2 samples")
+        self.count.fill_(x64.shape[0])
+        self.sum.copy_(x64.sum(0))
+        self.sum_sq.copy_(x64.T @ x64)
+        self.batches.fill_(max(self.warmup_batches, 1))
+        self._refit()
+
+    @torch.no_grad()
+    def update(self, x: torch.Tensor) -> None:
+        """Add a training batch to the statistics while warming up (no-op afterwards)."""
+        if not (self.enabled and self.training) or int(self.batches) >= self.warmup_batches:
+            return
+        x64 = x.detach().reshape(x.shape[0], -1).double()
+        self.count += x64.shape[0]
+        self.sum += x64.sum(0)
+        self.sum_sq += x64.T @ x64
+        self.batches += 1
+        if float(self.count) >= 2:
+            self._refit()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.reshape(x.shape[0], -1)
+        if not self.enabled:
+            return x
+        return (x - self.mean) @ self.matrix.T
+
+
+class _CosineLR:
+    """Mixin: cosine decay of every optimizer's learning rate to 0 over
+    ``config.lr_decay_steps`` steps (0: constant), applied in :meth:`training_step`."""
+
+    def training_step(self, batch, step, optimizers):
+        t = int(getattr(self.config, "lr_decay_steps", 0))
+        if t > 0:
+            factor = 0.5 * (1.0 + math.cos(math.pi * min(step, t) / t))
+            for opt in optimizers.values():
+                for group in opt.param_groups:
+                    group.setdefault("initial_lr", group["lr"])
+                    group["lr"] = group["initial_lr"] * factor
+        return super().training_step(batch, step, optimizers)
+
+
+def _vector_dim(observation_shape: tuple[int, ...], method: str) -> int:
+    if len(observation_shape) != 1:
+        raise CrlkitError(
+            f"{method} works on vector observations (D,) such as the 'synthetic' dataset; "
+            f"got observation_shape {tuple(observation_shape)}")
+    return int(observation_shape[0])
+
+
+def _get(batch: dict[str, torch.Tensor], names: tuple[str, ...], method: str) -> torch.Tensor:
+    """The first of ``names`` present in ``batch`` (samplers name the second view variously)."""
+    for n in names:
+        if n in batch:
+            return batch[n]
+    raise CrlkitError(f"{method} needs a batch with one of the keys {names}; got keys {sorted(batch)}")
+
+
+def _check_choice(field: str, value: Any, choices: tuple) -> None:
+    if value not in choices:
+        raise CrlkitError(unknown_choice(field, value, [str(c) for c in choices]))
+
+
+def _check_positive(field: str, value: float) -> None:
+    if not value > 0:
+        raise CrlkitError(f"{field} must be > 0; got {value}")
+
+
+def pairwise_distance(a: torch.Tensor, b: torch.Tensor, p: float) -> torch.Tensor:
+    """``D[i, j] = sum_k |a_ik - b_jk|^p`` for (B, d) inputs (the p-th power of the Lp norm)."""
+    diff = a.unsqueeze(1) - b.unsqueeze(0)  # (B, B, d)
+    if p == 2:
+        return diff.pow(2).sum(-1)
+    return (diff.abs() + 1e-12).pow(p).sum(-1)
+
+
+def info_nce(h1: torch.Tensor, h2: torch.Tensor, *, p: float = 1.0, tau: float = 1.0) -> torch.Tensor:
+    """Symmetric InfoNCE with similarity ``-||h1_i - h2_j||_p^p / tau``.
+
+    ``L = mean_i [ -s_ii + log sum_j exp s_ij ]`` averaged over both directions
+    (anchors from ``h1`` against all ``h2``, and vice versa); the other pairs in the batch
+    are the negatives. Zimmermann et al. (2021) show that when ``exp(s)`` matches the true
+    conditional p(z~|z) (L1 for a Laplace, squared L2 for a Gaussian conditional) the
+    minimiser inverts the mixing up to the isometries of that similarity: signed
+    permutations for L1 (the axes are identified), orthogonal maps for L2 (only linear
+    identifiability).
+    """
+    logits = -pairwise_distance(h1, h2, p) / tau  # (B, B), positives on the diagonal
+    target = torch.arange(h1.shape[0], device=h1.device)
+    ce = nn.functional.cross_entropy
+    return 0.5 * (ce(logits, target) + ce(logits.T, target))
+
+
+# --------------------------------------------------------------------------------------------
+# iVAE (Khemakhem et al. 2020)
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class IVAEConfig:
+    num_latents: int = 5          # n, size of z
+    aux_dim: int = 40             # size of the auxiliary variable u (one-hot segments: their number)
+    hidden: int = 64              # hidden units of encoder, decoder and prior MLPs
+    depth: int = 3                # hidden layers of encoder and decoder
+    prior_depth: int = 2          # hidden layers of the prior MLP u -> (mean, log-variance)
+    slope: float = 0.1            # leaky-ReLU slope of all MLPs (0.1 as in the iVAE code)
+    prior_mean: bool = True       # learn the prior mean as a function of u (else mean 0)
+    decoder_var: float = 0.01     # fixed variance of p(x|z) = N(f(z), decoder_var I)
+    whiten: bool = True           # whiten x (statistics fitted on data) before encoding
+    beta: float = 1.0             # weight of the KL term (1 = the ELBO)
+    lr_decay_steps: int = 0       # cosine decay of the learning rate to 0 over this many steps (0: constant)
+
+
+@register_model("ivae")
+class IVAE(_CosineLR, Method):
+    r"""identifiable VAE (Khemakhem, Kingma, Monti & Hyvärinen, AISTATS 2020).
+
+    Generative model with an observed auxiliary variable ``u`` (here the one-hot segment)::
+
+        p(z | u) = prod_i N(z_i; mu_i(u), exp(lambda_i(u)))     (conditionally factorised)
+        p(x | z) = N(x; f(z), decoder_var * I)
+
+    trained by the ELBO with a Gaussian posterior ``q(z | x) = N(m(x), diag exp(l(x)))``:
+    ``loss = E_q[||x - f(z)||^2] / (2 decoder_var) + beta * KL(q(z|x) || p(z|u))`` (per sample,
+    mean over the batch; constants dropped). With >= 2n + 1 distinct values of u whose
+    log-variances are affinely independent, z is identified up to a permutation and a
+    per-coordinate affine map (Theorem 1 of the paper). The posterior here conditions on x
+    only (the paper's conditions on (x, u)); the prior carries all the u-dependence, and
+    ``encode(x)`` then needs no u.
+
+    Batches: ``{"x": (B, D), "u": (B,) segment index or (B, aux_dim) one-hot}``.
+    """
+
+    Config = IVAEConfig
+    batch_kind = "segment"
+
+    def __init__(self, config: IVAEConfig, observation_shape: tuple[int, ...]):
+        super().__init__(config, observation_shape)
+        d = _vector_dim(observation_shape, "ivae")
+        n = config.num_latents
+        _check_positive("decoder_var", config.decoder_var)
+        if n < 1 or config.aux_dim < 1:
+            raise CrlkitError(f"num_latents and aux_dim must be >= 1; got {n}, {config.aux_dim}")
+        self.whitening = Whitening(d, enabled=config.whiten)
+        self.encoder = mlp(d, 2 * n, config.hidden, config.depth, slope=config.slope)
+        self.decoder = mlp(n, d, config.hidden, config.depth, slope=config.slope)
+        self.prior = mlp(config.aux_dim, 2 * n if config.prior_mean else n, config.hidden,
+                         config.prior_depth, slope=config.slope)
+
+    # -- pieces -----------------------------------------------------------------------------
+    def encode_dist(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.encoder(self.whitening(x))
+        mean, logvar = h.chunk(2, dim=-1)  # (B, n) each
+        return mean, logvar
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encode_dist(x)[0]
+
+    def prior_params(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(mean, logvar)`` of p(z|u), each (B, n)."""
+        u = self._one_hot(u)
+        h = self.prior(u)
+        if self.config.prior_mean:
+            return h.chunk(2, dim=-1)
+        return torch.zeros_like(h), h
+
+    def _one_hot(self, u: torch.Tensor) -> torch.Tensor:
+        k = self.config.aux_dim
+        if u.dim() == 1 or (u.dim() == 2 and u.shape[1] == 1 and k != 1):
+            idx = u.reshape(-1).long()
+            if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= k):
+                raise CrlkitError(f"segment index out of range for aux_dim={k}: "
+                                  f"got values in [{int(idx.min())}, {int(idx.max())}]")
+            return nn.functional.one_hot(idx, k).float()
+        if u.shape[-1] != k:
+            raise CrlkitError(f"auxiliary variable u has {u.shape[-1]} columns; the model has aux_dim={k}")
+        return u.float()
+
+    # -- objective --------------------------------------------------------------------------
+    def loss(self, batch: dict[str, torch.Tensor], step: int):
+        x = batch["x"]
+        u = _get(batch, ("u", "segment", "segments"), "ivae")
+        self.whitening.update(x)
+        xw = self.whitening(x)
+        h = self.encoder(xw)
+        mean, logvar = h.chunk(2, dim=-1)
+        z = mean + self.randn_like(mean) * (0.5 * logvar).exp()  # reparameterisation
+        recon = (self.decoder(z) - xw).pow(2).sum(-1).mean() / (2 * self.config.decoder_var)
+        p_mean, p_logvar = self.prior_params(u)
+        # KL(N(m, s) || N(pm, ps)) per coordinate, summed over coordinates
+        kl = 0.5 * (p_logvar - logvar + (logvar.exp() + (mean - p_mean).pow(2)) / p_logvar.exp() - 1)
+        kl = kl.sum(-1).mean()
+        total = recon + self.config.beta * kl
+        return total, {"recon": recon.detach(), "kl": kl.detach(), "elbo": -(recon + kl).detach()}
+
+
+# --------------------------------------------------------------------------------------------
+# contrastive learning (Zimmermann et al. 2021)
+# --------------------------------------------------------------------------------------------
+NORMALIZATIONS = ("none", "sphere", "box")
+SIMILARITY_P = (1.0, 2.0)
+
+
+class _Normalize(nn.Module):
+    """Output normalisation of cl-ica: onto a sphere of learnable radius, or into a box
+    ``[-r, r]^d`` of learnable half-width (tanh), or none."""
+
+    def __init__(self, kind: str):
+        super().__init__()
+        self.kind = kind
+        self.log_radius = nn.Parameter(torch.zeros(())) if kind != "none" else None
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        if self.kind == "sphere":
+            return self.log_radius.exp() * h / h.norm(dim=-1, keepdim=True).clamp_min(1e-8)
+        if self.kind == "box":
+            return self.log_radius.exp() * torch.tanh(h)
+        return h
+
+
+@dataclass(frozen=True)
+class ContrastiveConfig:
+    num_latents: int = 10         # dimension of the code h(x) (= number of true latents)
+    hidden: int = 256             # hidden units of the encoder MLP
+    depth: int = 4                # hidden layers of the encoder MLP
+    slope: float = 0.2            # leaky-ReLU slope of the encoder
+    p: float = 1.0                # similarity -||h - h~||_p^p: 1 = Laplace conditional (axes
+                                  #   identified), 2 = Gaussian (identified up to rotation)
+    tau: float = 1.0              # temperature of the InfoNCE logits
+    normalization: str = "none"   # output normalisation: "none", "sphere" or "box" (cl-ica)
+    whiten: bool = True           # whiten x (statistics fitted on data) before encoding
+    lr_decay_steps: int = 0       # cosine decay of the learning rate to 0 over this many steps (0: constant)
+
+
+@register_model("contrastive")
+class Contrastive(_CosineLR, Method):
+    r"""Contrastive learning inverts the data-generating process (Zimmermann, Sharma,
+    Schneider, Bethge & Brendel, ICML 2021).
+
+    An encoder ``h: x -> R^n`` trained with InfoNCE on positive pairs ``(x, x~)``, whose
+    latents are drawn ``z ~ p(z)``, ``z~ ~ p(z~ | z)``: see :func:`info_nce`. With the
+    similarity matched to a Laplace conditional (``p=1``) ``h∘g`` is a signed permutation
+    plus offset (high MCC); with ``p=2`` it is an orthogonal map (high linear R², MCC near
+    the rotation baseline).
+
+    Batches: ``{"x": (B, D), "x2": (B, D)}``.
+    """
+
+    Config = ContrastiveConfig
+    batch_kind = "positive_pair"
+    pair_keys: tuple[str, ...] = ("x2", "x_pos", "x_tilde", "x_pair", "x_view")
+
+    def __init__(self, config: ContrastiveConfig, observation_shape: tuple[int, ...]):
+        super().__init__(config, observation_shape)
+        d = _vector_dim(observation_shape, self.name or "contrastive")
+        _check_choice("normalization", config.normalization, NORMALIZATIONS)
+        _check_choice("p", float(config.p), SIMILARITY_P)
+        _check_positive("tau", config.tau)
+        if config.num_latents < 1:
+            raise CrlkitError(f"num_latents must be >= 1; got {config.num_latents}")
+        self.whitening = Whitening(d, enabled=config.whiten)
+        self.encoder = mlp(d, config.num_latents, config.hidden, config.depth, slope=config.slope)
+        self.normalize = _Normalize(config.normalization)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.normalize(self.encoder(self.whitening(x)))
+
+    def loss(self, batch: dict[str, torch.Tensor], step: int):
+        x = batch["x"]
+        x2 = _get(batch, self.pair_keys, self.name)
+        self.whitening.update(torch.cat([x, x2]))
+        h1, h2 = self.encode(x), self.encode(x2)
+        loss = info_nce(h1, h2, p=float(self.config.p), tau=self.config.tau)
+        with torch.no_grad():
+            pos = (h1 - h2).abs().pow(self.config.p).sum(-1).mean()
+        return loss, {"info_nce": loss.detach(), "positive_distance": pos}
+
+
+# --------------------------------------------------------------------------------------------
+# content / style (von Kügelgen et al. 2021)
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ContentStyleConfig:
+    num_latents: int = 5          # content size n_c: the code h(x) has this many dimensions
+    hidden: int = 256             # hidden units of the encoder MLP
+    depth: int = 4                # hidden layers of the encoder MLP
+    slope: float = 0.2            # leaky-ReLU slope of the encoder
+    p: float = 2.0                # similarity -||h - h~||_p^p (2: Gaussian, as in the paper's
+                                  #   numerical experiment; 1: Laplace)
+    tau: float = 1.0              # temperature of the InfoNCE logits
+    normalization: str = "none"   # output normalisation: "none", "sphere" or "box"
+    whiten: bool = True           # whiten x (statistics fitted on data) before encoding
+    lr_decay_steps: int = 0       # cosine decay of the learning rate to 0 over this many steps (0: constant)
+
+
+@register_model("content_style")
+class ContentStyle(Contrastive):
+    r"""Self-supervised learning with data augmentations provably isolates content from
+    style (von Kügelgen, Sharma, Gresele, Brendel, Schölkopf, Besserve & Locatello, NeurIPS 2021).
+
+    Two views ``x = g(c, s)``, ``x~ = g(c, s~)`` share the content ``c`` while the style
+    changes. An encoder to ``num_latents`` = n_c dimensions trained by InfoNCE between the
+    views (alignment plus entropy) recovers the content block up to an invertible map
+    (block-identifiability): content is predictable from ``h(x)`` (R² near 1), style is not.
+    The content size is a hyperparameter; the other dimensions of z are never encoded.
+
+    Batches: ``{"x": (B, D), "x2": (B, D)}``.
+    """
+
+    Config = ContentStyleConfig
+    batch_kind = "views"
+    pair_keys = ("x2", "x_view", "x_pos", "x_tilde", "x_pair")
+
+
+# --------------------------------------------------------------------------------------------
+# interventional: counterfactual pairs around an unknown single-node intervention
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class InterventionalConfig:
+    num_latents: int = 5          # number of causal variables (nodes of the latent graph)
+    hidden: int = 256             # hidden units of the encoder MLP
+    depth: int = 4                # hidden layers of the encoder MLP
+    slope: float = 0.2            # leaky-ReLU slope of the encoder
+    tau: float = 1.0              # temperature of the InfoNCE logits (L1 similarity)
+    whiten: bool = True           # whiten x (statistics fitted on data) before encoding
+    alpha: float = 0.01           # significance level of PC's conditional-independence tests
+    indep_test: str = "fisherz"   # causal-learn CI test for PC on the learned variables
+    lr_decay_steps: int = 0       # cosine decay of the learning rate to 0 over this many steps (0: constant)
+
+
+@register_model("interventional")
+class Interventional(Contrastive):
+    r"""Causal representation learning from counterfactual pairs around an unknown
+    single-node intervention (ILCM setting, Brehmer et al. 2022), in two stages.
+
+    **Data.** Pairs ``x = g(z)``, ``x~ = g(z~)`` share the exogenous noise of an additive-noise
+    SCM ``z_j = f_j(z_pa(j)) + e_j``; in ``x~`` one unknown node k is intervened on. Written in
+    the *observational* noise encoding ``e(z)_j = z_j - f_j(z_pa(j))`` (ILCM's "noise
+    encoding"), the pair differs in exactly one coordinate: ``e(z~)_j = e_j`` for ``j != k``
+    and ``e(z~)_k = z~_k - f_k(z_pa(k))``.
+
+    **Stage 1 (this module's training).** An encoder ``h: x -> R^n`` trained by InfoNCE with
+    an L1 similarity (sparse, axis-aligned changes between the pair) recovers the independent
+    noise encoding ``e`` up to permutation and per-coordinate maps.
+
+    **Stage 2 (:meth:`infer_graph`, after training).** For pairs whose code changed along
+    coordinate k (the inferred target), a regression of ``h(x~)_k`` on ``h(x)`` estimates
+    ``E[e(z~)_k | e] = E[z~_k] - f_k(z_pa(k))``; hence the causal variable
+    ``z_k = e_k + f_k(z_pa(k)) ≈ h(x)_k - E[h(x~)_k | h(x)] + const``. PC (causal-learn) on the
+    recovered variables gives the skeleton; an edge ``i - j`` is oriented ``i -> j`` when
+    noise ``e_i`` enters the regression for ``z_j`` more than ``e_j`` enters that for
+    ``z_i`` (ancestors' noise drives descendants). Exact for linear SCMs with affine
+    stage-1 maps; an approximation for nonlinear ones.
+
+    Batches: ``{"x": (B, D), "x2": (B, D)}``.
+    """
+
+    Config = InterventionalConfig
+    batch_kind = "intervention_pair"
+    pair_keys = ("x2", "x_int", "x_intervened", "x_tilde", "x_pos", "x_pair")
+
+    def __init__(self, config: InterventionalConfig, observation_shape: tuple[int, ...]):
+        Method.__init__(self, config, observation_shape)
+        d = _vector_dim(observation_shape, "interventional")
+        _check_positive("tau", config.tau)
+        if not 0 < config.alpha < 1:
+            raise CrlkitError(f"alpha must be in (0, 1); got {config.alpha}")
+        _check_choice("indep_test", config.indep_test, ("fisherz", "kci"))
+        if config.num_latents < 2:
+            raise CrlkitError(f"num_latents must be >= 2 to learn a graph; got {config.num_latents}")
+        self.whitening = Whitening(d, enabled=config.whiten)
+        self.encoder = mlp(d, config.num_latents, config.hidden, config.depth, slope=config.slope)
+        self.normalize = _Normalize("none")
+
+    def loss(self, batch: dict[str, torch.Tensor], step: int):
+        x = batch["x"]
+        x2 = _get(batch, self.pair_keys, "interventional")
+        self.whitening.update(torch.cat([x, x2]))
+        h1, h2 = self.encode(x), self.encode(x2)
+        loss = info_nce(h1, h2, p=1.0, tau=self.config.tau)
+        with torch.no_grad():
+            d = (h1 - h2).abs()
+            # share of the change carried by the largest coordinate: 1 = a single-node change
+            sparsity = (d.max(-1).values / d.sum(-1).clamp_min(1e-8)).mean()
+        return loss, {"info_nce": loss.detach(), "top_change_share": sparsity}
+
+    @torch.no_grad()
+    def causal_variables(self, x: np.ndarray | torch.Tensor, x_int: np.ndarray | torch.Tensor
+                         ) -> dict[str, np.ndarray]:
+        """Stage 2: the causal variables and the noise-to-variable weights from pairs.
+
+        Returns ``{"z": (N, n) recovered causal variables for x, "noise": (N, n) codes h(x),
+        "targets": (N,) inferred intervened coordinate per pair, "weights": (n, n) with
+        weights[i, k] = |coefficient of noise i in z_k|}``.
+        """
+        from sklearn.linear_model import LinearRegression
+
+        dev = next(self.parameters()).device
+        was_training = self.training
+        self.eval()
+        e = self.encode(torch.as_tensor(np.asarray(x), dtype=torch.float32, device=dev)).cpu().double().numpy()
+        e2 = self.encode(torch.as_tensor(np.asarray(x_int), dtype=torch.float32, device=dev)).cpu().double().numpy()
+        self.train(was_training)
+        n = e.shape[1]
+        scale = e.std(0) + 1e-12
+        e_s, e2_s = e / scale, e2 / scale  # comparable units across coordinates
+        targets = np.abs(e2_s - e_s).argmax(1)
+        z = np.empty_like(e_s)
+        weights = np.zeros((n, n))
+        for k in range(n):
+            sel = targets == k
+            if sel.sum() < n + 2:
+                z[:, k] = e_s[:, k]  # never intervened on: treat as a root
+                continue
+            reg = LinearRegression().fit(e_s[sel], e2_s[sel, k])
+            coef = reg.coef_.copy()
+            # z_k = e_k + f_k(pa) and E[e~_k | e] = const - f_k(pa): remove e_k's own part
+            coef[k] = 0.0
+            z[:, k] = e_s[:, k] - e_s @ coef
+            weights[:, k] = np.abs(coef)
+        return {"z": z, "noise": e, "targets": targets, "weights": weights}
+
+    def infer_graph(self, x, x_int) -> dict[str, Any]:
+        """PC (causal-learn) on the stage-2 causal variables, oriented by the noise weights.
+
+        Returns ``{"graph": (n, n) int adjacency, graph[i, j] = 1 iff i -> j in the learned
+        coordinates, "z": recovered variables, "targets": inferred intervention targets,
+        "skeleton": (n, n) symmetric PC skeleton}``.
+        """
+        from causallearn.search.ConstraintBased.PC import pc
+
+        cv = self.causal_variables(x, x_int)
+        z = cv["z"]
+        n = z.shape[1]
+        z_std = (z - z.mean(0)) / (z.std(0) + 1e-12)
+        cg = pc(z_std, alpha=self.config.alpha, indep_test=self.config.indep_test,
+                stable=True, show_progress=False)
+        g = np.asarray(cg.G.graph)
+        skeleton = ((g != 0) | (g.T != 0)).astype(int)
+        np.fill_diagonal(skeleton, 0)
+        w = cv["weights"]
+        adj = np.zeros((n, n), dtype=int)
+        for i in range(n):
+            for j in range(i + 1, n):
+                if skeleton[i, j]:
+                    if w[i, j] >= w[j, i]:
+                        adj[i, j] = 1
+                    else:
+                        adj[j, i] = 1
+        return {"graph": adj, "skeleton": skeleton, "z": z, "targets": cv["targets"]}
