@@ -34,7 +34,7 @@ from crlkit.errors import CrlkitError
 from crlkit.mixing import MIXINGS, Mixing, make_mixing
 from crlkit.registry import unknown_choice
 from crlkit.scm import LatentSCM, SCMSample
-from crlkit.scm.noise import noise_support
+from crlkit.scm.noise import noise_cdf, noise_ppf, noise_support
 
 
 class SyntheticData(GroundTruthData):
@@ -266,18 +266,12 @@ CONDITIONALS = ("gaussian", "laplace")
 
 
 def _conditional_cdf(kind: str, t: np.ndarray) -> np.ndarray:
-    from scipy import special
-    if kind == "gaussian":
-        return special.ndtr(t)
-    return 0.5 + 0.5 * np.sign(t) * -np.expm1(-np.abs(t))  # Laplace(0, 1) CDF
+    """CDF of the unit conditional: N(0, 1) or Laplace(0, 1) (= √2 × the standardised Laplace)."""
+    return noise_cdf(kind, t if kind == "gaussian" else t / np.sqrt(2.0))
 
 
 def _conditional_ppf(kind: str, q: np.ndarray) -> np.ndarray:
-    from scipy import special
-    if kind == "gaussian":
-        return special.ndtri(q)
-    with np.errstate(divide="ignore"):  # Laplace(0, 1) quantile, from the nearer tail
-        return np.where(q < 0.5, np.log(2 * q), -np.log(2 * (1 - q)))
+    return noise_ppf(kind, q) if kind == "gaussian" else np.sqrt(2.0) * noise_ppf(kind, q)
 
 
 @register_sampler("positive_pair")
