@@ -41,7 +41,7 @@ import torch
 
 from crlkit.data import register_dataset
 from crlkit.data.base import GroundTruthData, as_generator
-from crlkit.data.render import finish, resolve_device
+from crlkit.data.render import resolve_device
 from crlkit.errors import CrlkitError
 
 FACTOR_NAMES = ("shape", "scale", "orientation", "posX", "posY")
