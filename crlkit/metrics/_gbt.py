@@ -13,9 +13,11 @@ the five dSprites factors. Here all trees of one boosting stage (every class of 
 factor) are grown together, level by level, with cumulative sums over pre-sorted features,
 so the cost is a few hundred array operations per stage.
 
-Differences from scikit-learn are limited to tie-breaking (scikit-learn visits features
-in a random order, which matters only when two splits have exactly the same gain) and
-floating-point summation order.
+With every distinct value a candidate threshold (``max_bins=None``) this is the same model
+up to floating-point summation order; exact ties between features (frequent in the small
+nodes of an over-fitting ensemble) are broken uniformly at random as scikit-learn's random
+feature order does, with a seeded generator. With ``max_bins`` thresholds are restricted to
+quantile bins (LightGBM-style), which is much faster and close (bench/RESULTS_metrics.md).
 """
 
 from __future__ import annotations
@@ -132,7 +134,7 @@ def _bin_features(x: np.ndarray, max_bins: int | None):
 
 
 def _grow_stage(x: np.ndarray, bin_matrix, root_counts: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-                grad: np.ndarray, max_depth: int, importance: np.ndarray):
+                grad: np.ndarray, max_depth: int, importance: np.ndarray, rng: np.random.Generator):
     """Grow one depth-``max_depth`` regression tree per column of ``grad`` (all at once).
 
     Splits maximise the squared-error reduction ``S_L^2/n_L + S_R^2/n_R - S^2/n`` over every
@@ -184,10 +186,15 @@ def _grow_stage(x: np.ndarray, bin_matrix, root_counts: np.ndarray, lo: np.ndarr
             n_right = c_ - n_left
             gain = s_left * s_left / n_left + (t_ - s_left) ** 2 / n_right - t_ * t_ / c_
         # counts are sums of 0/1 products: exact integers in float64
-        gain = np.where((n_left > 0.5) & (n_right > 0.5), gain, -np.inf).reshape(t_cols, m, -1)
-        flat = gain.argmax(axis=2)                                            # first max: lowest feature
-        best_gain = np.take_along_axis(gain, flat[:, :, None], axis=2)[:, :, 0]
-        best_feat, best_bin = np.divmod(flat, n_bins - 1)
+        gain = np.where((n_left > 0.5) & (n_right > 0.5), gain, -np.inf)      # (T, M, p, B-1)
+        pos = gain.argmax(axis=3)                                             # best bin per feature
+        feat_gain = np.take_along_axis(gain, pos[..., None], axis=3)[..., 0]  # (T, M, p)
+        best_gain = feat_gain.max(axis=2)
+        # scikit-learn visits features in a random order and keeps the first strictly better
+        # split, so exact ties (common in small nodes) go to a uniformly random feature
+        tied = feat_gain >= best_gain[..., None] - 1e-12 * np.maximum(1.0, np.abs(best_gain[..., None]))
+        best_feat = np.where(tied, rng.random(tied.shape), -1.0).argmax(axis=2)
+        best_bin = np.take_along_axis(pos, best_feat[..., None], axis=2)[..., 0]
         do_split = is_open & (cnt >= 2) & (impurity > _EPS) & np.isfinite(best_gain)
         # threshold: midpoint between the largest value left and the smallest value right in
         # the node (scikit-learn's rule), from the nearest non-empty bins of the node
@@ -224,7 +231,7 @@ def _route(x: np.ndarray, levels) -> np.ndarray:
 
 def boosted_tree_importances(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
                              y_test: np.ndarray, *, n_estimators: int = 100, max_depth: int = 3,
-                             learning_rate: float = 0.1, max_bins: int | None = None):
+                             learning_rate: float = 0.1, max_bins: int | None = None, seed=0):
     """Fit one gradient-boosted classifier per factor (scikit-learn defaults) on all factors
     at once.
 
@@ -241,6 +248,7 @@ def boosted_tree_importances(x_train: np.ndarray, y_train: np.ndarray, x_test: n
     codes_train = groups.encode(y_train)
     codes_test = groups.encode(y_test)
     target = groups.targets(codes_train)
+    rng = np.random.default_rng(seed)                                         # tie-breaking only
     bins, lo, hi, n_bins = _bin_features(x_train, max_bins)
     # sparse (p*B, n) one-hot of each sample's bin per feature: histograms are products with it
     bin_matrix = scipy.sparse.csr_matrix(
@@ -257,7 +265,7 @@ def boosted_tree_importances(x_train: np.ndarray, y_train: np.ndarray, x_test: n
     for _ in range(n_estimators):
         prob = groups.proba(raw)
         grad = target - prob                                                  # negative gradient
-        leaf, levels = _grow_stage(x_train, bin_matrix, root_counts, lo, hi, grad, max_depth, importance)
+        leaf, levels = _grow_stage(x_train, bin_matrix, root_counts, lo, hi, grad, max_depth, importance, rng)
         idx = (flat_base + leaf).ravel()
         size = t_cols * n_leaves
         num = np.bincount(idx, weights=grad.ravel(), minlength=size)
