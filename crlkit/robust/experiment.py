@@ -83,6 +83,13 @@ class ShortcutData:
     ood_swapped_x: torch.Tensor  # test_ood images with the other background
     train_dataset: CowsCamels
     _pairs: tuple | None = None
+    _cache: dict = dataclasses.field(default_factory=dict)
+
+    def cached(self, key, build):
+        """A trained model shared by methods that start alike (ERM is DFR's first stage)."""
+        if key not in self._cache:
+            self._cache[key] = build()
+        return self._cache[key]
 
     def train_pairs(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(x with the background swapped, x with the animal swapped) for every training image."""

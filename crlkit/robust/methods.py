@@ -77,13 +77,13 @@ def _bce(logits, y, reduction="mean"):
 def train_erm(data, seed: int, *, steps: int, weight_decay: float = 0.0, sample_weights=None) -> SmallCNN:
     """Minimise the mean training cross-entropy (shuffled epochs, or weighted draws)."""
     cfg, tr = data.config, data.train
-    model = seeded_model(seed, width=cfg.width)
+    model = seeded_model(seed, width=cfg.width).to(tr.x.device)
     gen = _gen(seed, 1)
     batches = (epoch_batches(len(tr), cfg.batch_size, gen) if sample_weights is None
                else weighted_batches(sample_weights, cfg.batch_size, gen))
 
     def loss(step):
-        idx = next(batches)
+        idx = next(batches).to(tr.x.device)
         return _bce(model(tr.x[idx]), tr.y[idx])
 
     train_steps(model, loss, steps=steps, lr=cfg.lr, weight_decay=weight_decay)
@@ -104,6 +104,8 @@ class ERM(RobustMethod):
     selection = "last step of a fixed budget"
 
     def fit(self, data, *, seed):
+        if self.config.weight_decay == 0.0:  # the same model DFR starts from: train it once
+            return data.cached(("erm", seed), lambda: train_erm(data, seed, steps=data.config.steps))
         return train_erm(data, seed, steps=data.config.steps, weight_decay=self.config.weight_decay)
 
 
@@ -125,14 +127,15 @@ class GroupDRO(RobustMethod):
 
     def fit(self, data, *, seed):
         cfg, tr = data.config, data.train
-        model = seeded_model(seed, width=cfg.width)
+        dev = tr.x.device
+        model = seeded_model(seed, width=cfg.width).to(dev)
         groups = tr.label_group
-        batches = weighted_batches(group_balanced_weights(groups), cfg.batch_size, _gen(seed, 2))
-        q = torch.full((4,), 0.25)
+        batches = weighted_batches(group_balanced_weights(groups.cpu()), cfg.batch_size, _gen(seed, 2))
+        q = torch.full((4,), 0.25, device=dev)
 
         def loss(step):
             nonlocal q
-            idx = next(batches)
+            idx = next(batches).to(dev)
             per = _bce(model(tr.x[idx]), tr.y[idx], reduction="none")
             g = groups[idx]
             onehot = F.one_hot(g, 4).float()                          # (B, 4)
@@ -150,7 +153,7 @@ class GroupDRO(RobustMethod):
 def irmv1_risk_and_penalty(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """One environment's risk ``R(w) = BCE(w * logits, y)`` at ``w = 1`` and the IRMv1 penalty
     ``(dR/dw |_{w=1})^2`` (differentiable: the graph is kept for the outer gradient)."""
-    scale = torch.ones((), requires_grad=True)
+    scale = torch.ones((), device=logits.device, requires_grad=True)
     r = _bce(logits * scale, y)
     grad = torch.autograd.grad(r, scale, create_graph=True)[0]
     return r, grad.pow(2)
@@ -175,15 +178,15 @@ class IRM(RobustMethod):
 
     def fit(self, data, *, seed):
         cfg, tr, c = data.config, data.train, self.config
-        model = seeded_model(seed, width=cfg.width)
+        model = seeded_model(seed, width=cfg.width).to(tr.x.device)
         batches = epoch_batches(len(tr), cfg.batch_size, _gen(seed, 3))
         envs = tr.env
         n_env = int(envs.max()) + 1
 
         def loss(step):
-            idx = next(batches)
+            idx = next(batches).to(tr.x.device)
             logits, y, e = model(tr.x[idx]), tr.y[idx], envs[idx]
-            risks, penalty = [], torch.zeros(())
+            risks, penalty = [], torch.zeros((), device=tr.x.device)
             for k in range(n_env):
                 m = e == k
                 if m.sum() == 0:
@@ -220,7 +223,7 @@ class JTT(RobustMethod):
         with torch.no_grad():
             wrong = torch.cat([(first(tr.x[s:s + 1024]) > 0).float() != tr.y[s:s + 1024]
                                for s in range(0, len(tr), 1024)])
-        weights = torch.where(wrong, self.config.upweight, 1.0).double()
+        weights = torch.where(wrong, self.config.upweight, 1.0).double().cpu()
         self.error_set_size = int(wrong.sum())
         return train_erm(data, seed, steps=cfg.steps, sample_weights=weights)
 
@@ -248,10 +251,10 @@ class DFR(RobustMethod):
     selection = "ERM at the fixed budget; last layer fitted on the held-out set"
 
     def fit(self, data, *, seed):
-        model = train_erm(data, seed, steps=data.config.steps)
+        model = data.cached(("erm", seed), lambda: train_erm(data, seed, steps=data.config.steps))
         z = extract_features(model.features, data.heldout.x)
         mean, std, coef, b = _fit_logistic(z, data.heldout.y.cpu().numpy(), self.config.C, seed)
-        return LinearOnFeatures(model.features, mean, std, coef, b)
+        return LinearOnFeatures(model.features, mean, std, coef, b).to(data.train.x.device)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -299,15 +302,15 @@ class CausalRep(RobustMethod):
         x_b, x_a = data.train_pairs()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(seed))
-            enc = _TwoBlockEncoder(cfg.width, c.latent_dim)
+            enc = _TwoBlockEncoder(cfg.width, c.latent_dim).to(tr.x.device)
         batches = epoch_batches(len(tr), cfg.batch_size, _gen(seed, 4))
 
         def loss(step):
-            idx = next(batches)
+            idx = next(batches).to(tr.x.device)
             za, zb = enc(tr.x[idx])
             za_b, zb_b = enc(x_b[idx])
             za_a, zb_a = enc(x_a[idx])
-            target = torch.arange(len(idx))
+            target = torch.arange(len(idx), device=idx.device)
             # animal block: positive = same animal, other background; candidates include x_a
             la = torch.cat([za @ za_b.T, za @ za_a.T], dim=1) / c.temperature
             # background block: positive = other animal, same background; candidates include x_b
@@ -317,4 +320,4 @@ class CausalRep(RobustMethod):
         train_steps(enc, loss, steps=cfg.steps, lr=cfg.lr)
         z = extract_features(enc.animal, tr.x)
         mean, std, coef, b = _fit_logistic(z, tr.y.cpu().numpy(), c.C, seed)
-        return LinearOnFeatures(enc.animal, mean, std, coef, b)
+        return LinearOnFeatures(enc.animal, mean, std, coef, b).to(tr.x.device)
