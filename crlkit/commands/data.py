@@ -3,7 +3,7 @@
 ``data show`` writes ``DIR/samples.png`` (a grid of samples; for vector datasets a scatter
 matrix of the first observed dimensions coloured by the first latent), ``DIR/traversals.png``
 (one factor varied per row across its range, the others fixed; a dataset with an
-``intervene`` method is traversed by intervention, so descendants follow the varied factor),
+``intervene_factors`` method is traversed by intervention, so descendants follow the varied factor),
 ``DIR/graph.png`` when the dataset has a causal graph, and ``DIR/info.json`` =
 ``GroundTruthData.info()``.
 """
@@ -173,18 +173,16 @@ def save_sample_grid(x, path: Path, *, ncols: int | None = None) -> None:
 def traversal_factors(ds, base: np.ndarray, steps: int) -> list[tuple[str, np.ndarray]]:
     """Per factor, ``steps`` factor rows varying that factor across its range from ``base``.
 
-    A dataset with ``intervene(factors, {name: index})`` is traversed by intervention, so the
-    varied factor's descendants follow it; otherwise only the varied column changes.
+    A dataset with ``intervene_factors(factors, {name: indices})`` is traversed by
+    intervention, so the varied factor's descendants follow it; otherwise only the varied
+    column changes.
     """
     rows = []
     for j, (name, size) in enumerate(zip(ds.factor_names, ds.factor_sizes)):
         values = np.unique(np.linspace(0, size - 1, min(steps, size)).round().astype(np.int64))
         f = np.repeat(base[None], len(values), axis=0)
-        if hasattr(ds, "intervene") and getattr(ds, "graph", None) is not None:
-            try:
-                f = ds.intervene(f, {name: values})
-            except TypeError:  # an intervene with another signature (e.g. on the model)
-                f[:, j] = values
+        if hasattr(ds, "intervene_factors"):
+            f = ds.intervene_factors(f, {name: values})
         else:
             f[:, j] = values
         rows.append((name, f))

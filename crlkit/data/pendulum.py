@@ -29,7 +29,8 @@ well defined, so it is kept here.
 Semantics of the derived factors: ``sample_factors`` draws the two roots uniformly and sets
 the shadow factors to the bins of the geometric values. ``observations_from_factors``
 renders the exact geometric shadow where a shadow factor equals its geometric bin, and the
-bin centre otherwise -- so an intervention on a shadow factor (see :meth:`Pendulum.intervene`)
+bin centre otherwise -- so an intervention on a shadow factor (:meth:`Pendulum.intervene`,
+:meth:`Pendulum.intervene_factors`)
 draws a shadow that the pendulum and light do not explain, as in CausalVAE's
 intervention experiments.
 """
@@ -155,25 +156,49 @@ class Pendulum(GroundTruthData):
         return np.stack([_to_bin(length, LENGTH_RANGE[0], FACTOR_SIZES[2]),
                          _to_bin(pos, POSITION_RANGE[0], FACTOR_SIZES[3])], axis=1)
 
-    def sample_factors(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        """Roots uniform over their values; the shadow factors follow from them (the graph)."""
-        roots = super().sample_factors(n, rng)[:, :2]
-        return np.concatenate([roots, self.derived_factors(roots)], axis=1)
+    def __init__(self, interventions: dict | None = None):
+        # do(factor = index) applied by sample_factors: {column: index}; empty = observational
+        self.interventions = self._targets(interventions or {})
 
-    def intervene(self, factors, targets: dict) -> np.ndarray:
-        """``do(targets)``: set the targeted factor indices and recompute the untargeted
-        descendants (the shadow factors) from the roots.
+    def _targets(self, targets: dict) -> dict[int, Any]:
+        cols = {}
+        for key, value in targets.items():
+            j = self.factor_names.index(key) if isinstance(key, str) and key in self.factor_names else key
+            if isinstance(j, bool) or not isinstance(j, (int, np.integer)) or not 0 <= j < self.num_factors:
+                raise CrlkitError(f"unknown intervention target {key!r} for {self.name}; valid: "
+                                  f"{', '.join(self.factor_names)} (or their columns 0-{self.num_factors - 1})")
+            cols[int(j)] = value
+        return cols
+
+    def sample_factors(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Roots uniform over their values; the shadow factors follow from them (the graph).
+
+        Under interventions (see :meth:`intervene`) the targeted factors are set and the
+        untargeted shadow factors still follow the (possibly intervened) roots."""
+        roots = super().sample_factors(n, rng)[:, :2]
+        f = np.concatenate([roots, self.derived_factors(roots)], axis=1)
+        return self.intervene_factors(f, self.interventions) if self.interventions else f
+
+    def intervene(self, values: dict) -> "Pendulum":
+        """The dataset under ``do(values)``: ``{factor name or column: index}``; sampling then
+        sets those factors and recomputes their untargeted descendants (like
+        ``SyntheticData.intervene``)."""
+        merged = dict(self.interventions)
+        merged.update(self._targets(values))
+        for j, v in merged.items():
+            if not np.isscalar(v) or not 0 <= int(v) < self.factor_sizes[j]:
+                raise CrlkitError(f"intervention value for {self.factor_names[j]!r} must be an index "
+                                  f"in [0, {self.factor_sizes[j] - 1}]; got {v!r}")
+        return Pendulum(merged)
+
+    def intervene_factors(self, factors, targets: dict) -> np.ndarray:
+        """``do(targets)`` on given factor rows: set the targeted factor indices and recompute
+        the untargeted descendants (the shadow factors) from the roots.
 
         ``targets`` maps a factor name or column to an index (or an array of ``n`` indices).
         """
         f = self.validate_factors(factors).copy()
-        cols = {}
-        for key, value in targets.items():
-            j = self.factor_names.index(key) if isinstance(key, str) and key in self.factor_names else key
-            if not isinstance(j, (int, np.integer)) or not 0 <= j < self.num_factors:
-                raise CrlkitError(f"unknown intervention target {key!r} for {self.name}; valid: "
-                                  f"{', '.join(self.factor_names)}")
-            cols[int(j)] = value
+        cols = self._targets(targets)
         for j, value in cols.items():
             f[:, j] = value
         derived = self.derived_factors(f[:, :2])
@@ -194,6 +219,8 @@ class Pendulum(GroundTruthData):
     def info(self) -> dict:
         out = super().info()
         out["graph"] = self.graph.tolist()
+        if self.interventions:
+            out["interventions"] = {self.factor_names[j]: int(v) for j, v in self.interventions.items()}
         return out
 
     def observations_from_factors(self, factors, rng: np.random.Generator | None = None,

@@ -45,7 +45,7 @@ def test_moving_the_light_moves_the_shadow(ds):
     # of the pivot (x = 10), a vertical light right under it, light from the left to the right
     p = np.where(PENDULUM_VALUES == 0)[0][0]
     lights = [np.where(LIGHT_VALUES == v)[0][0] for v in (70, 100, 130)]
-    f = ds.intervene(np.zeros((3, 4), int), {"pendulum_angle": p, "light_angle": np.array(lights)})
+    f = ds.intervene_factors(np.zeros((3, 4), int), {"pendulum_angle": p, "light_angle": np.array(lights)})
     assert f[0, 3] < f[1, 3] < f[2, 3]  # the shadow position factor grows as the light turns
     x = ds.observations_from_factors(f)
     centres = [(_shadow_columns(im).mean() + 0.5) * 20 / 64 for im in x]
@@ -57,7 +57,7 @@ def test_moving_the_light_moves_the_shadow(ds):
 def test_swinging_the_pendulum_changes_shadow_length(ds):
     light = np.where(LIGHT_VALUES == 70)[0][0]
     pend = [np.where(PENDULUM_VALUES == v)[0][0] for v in (-40, 0, 40)]
-    f = ds.intervene(np.zeros((3, 4), int), {"pendulum_angle": np.array(pend), "light_angle": light})
+    f = ds.intervene_factors(np.zeros((3, 4), int), {"pendulum_angle": np.array(pend), "light_angle": light})
     widths = [len(_shadow_columns(im)) for im in ds.observations_from_factors(f)]
     lengths, _ = shadow_geometry(PENDULUM_VALUES[pend], np.full(3, 70))
     assert len(set(f[:, 2])) == 3
@@ -66,7 +66,7 @@ def test_swinging_the_pendulum_changes_shadow_length(ds):
 
 def test_intervening_on_a_shadow_keeps_the_roots(ds):
     f = ds.sample_factors(6, np.random.default_rng(1))
-    g = ds.intervene(f, {"shadow_length": 39})
+    g = ds.intervene_factors(f, {"shadow_length": 39})
     np.testing.assert_array_equal(g[:, :2], f[:, :2])
     np.testing.assert_array_equal(g[:, 3], f[:, 3])
     assert np.all(g[:, 2] == 39)
@@ -75,7 +75,7 @@ def test_intervening_on_a_shadow_keeps_the_roots(ds):
     np.testing.assert_allclose(xf[:, :, :48], xg[:, :, :48])
     assert all(len(_shadow_columns(b)) > len(_shadow_columns(a)) for a, b in zip(xf, xg) if a is not b)
     with pytest.raises(ValueError, match="unknown intervention target"):
-        ds.intervene(f, {"sun": 1})
+        ds.intervene_factors(f, {"sun": 1})
 
 
 def test_render_determinism_and_device(ds):
@@ -88,3 +88,19 @@ def test_render_determinism_and_device(ds):
     np.testing.assert_array_equal(t.numpy(), x)
     with pytest.raises(ValueError, match="light_angle"):
         ds.observations_from_factors(np.array([[0, 88, 0, 0]]))
+
+
+def test_dataset_level_intervention(ds):
+    light = int(np.where(LIGHT_VALUES == 120)[0][0])
+    do = ds.intervene({"light_angle": light})
+    f = do.sample_factors(200, np.random.default_rng(4))
+    assert np.all(f[:, 1] == light) and len(np.unique(f[:, 0])) > 20
+    np.testing.assert_array_equal(f[:, 2:], ds.derived_factors(f[:, :2]))  # descendants follow
+    assert do.info()["interventions"] == {"light_angle": light}
+    do2 = do.intervene({3: 5})  # do(shadow_position): not explained by the roots any more
+    g = do2.sample_factors(50, np.random.default_rng(4))
+    assert np.all(g[:, 3] == 5) and np.all(g[:, 1] == light)
+    np.testing.assert_array_equal(g[:, 2], ds.derived_factors(g[:, :2])[:, 0])
+    assert ds.interventions == {}  # the observational dataset is unchanged
+    with pytest.raises(ValueError, match="light_angle"):
+        ds.intervene({"light_angle": 88})
