@@ -34,6 +34,8 @@ def register(sub) -> None:
     p.add_argument("--mixing", choices=MIXING_CHOICES, default="mlp", help="mixing function g (default mlp)")
     p.add_argument("--mixing-layers", type=int, default=3, help="layers of the invertible MLP (default 3)")
     p.add_argument("--samples", type=int, default=5000, help="number of samples (default 5000)")
+    p.add_argument("--mc-samples", type=int, default=8,
+                   help="Monte Carlo draws per sample for the ELBO estimates (default 8)")
     p.set_defaults(func=run)
 
 
@@ -54,6 +56,9 @@ def compute(args) -> dict:
 
     if args.samples < 100:
         raise CrlkitError(f"--samples must be >= 100; got {args.samples}")
+    n_mc = getattr(args, "mc_samples", 8)
+    if n_mc < 2:
+        raise CrlkitError(f"--mc-samples must be >= 2 (the ELBO standard error needs two draws); got {n_mc}")
     if args.model:
         from crlkit import load
         from crlkit.train import load_dataset
@@ -61,7 +66,7 @@ def compute(args) -> dict:
         if not Path(args.model).is_dir():
             raise CrlkitError(f"--model must be a run directory written by crlkit train; {args.model!r} is not a directory")
         model, dataset = load(args.model), load_dataset(args.model)
-        res = impossibility_for_model(model, dataset, n=args.samples, seed=args.seed)
+        res = impossibility_for_model(model, dataset, n=args.samples, seed=args.seed, n_mc=n_mc)
         res.update(source="model", model_dir=str(args.model), dataset=dataset.name)
         return res
     if args.latents < 2:
@@ -70,7 +75,7 @@ def compute(args) -> dict:
 
     dataset = make_dataset("synthetic", latents=args.latents, noise=args.noise, mixing=args.mixing,
                            mixing_layers=args.mixing_layers, seed=args.seed)
-    res = impossibility_experiment(dataset, n=args.samples, seed=args.seed)
+    res = impossibility_experiment(dataset, n=args.samples, seed=args.seed, n_mc=n_mc)
     res["source"] = "true generator"
     return res
 
@@ -91,7 +96,8 @@ def plot(res: dict, path: Path) -> Path:
     ax[0].scatter(a[:, 0], a[:, 1], c=colour, s=3, cmap="viridis")
     ax[0].set_title(f"original model: {lab}\n(colour = true factor 0)")
     ax[1].scatter(b[:, 0], b[:, 1], c=colour, s=3, cmap="viridis")
-    ax[1].set_title(f"entangled model: f({lab})\n(same colour: factor 0 is now spread over axes)")
+    ax[1].set_title(f"entangled model: R {lab}\n(same colour)" if is_model else
+                    f"entangled model: f({lab})\n(same colour: factor 0 is now spread over axes)")
     for axis in ax[:2]:
         axis.set_xlabel("dimension 0")
         axis.set_ylabel("dimension 1")
@@ -123,7 +129,7 @@ def run(args) -> int:
     plot(res, out / "impossibility.png")
     atomic_write_text(out / "results.json", json.dumps(_clean(res), indent=2))
     for key in ("loglik_original", "loglik_rotated", "elbo_original", "elbo_rotated", "elbo_se",
-                "mcc_original", "mcc_rotated", "mcc_chance"):
+                "mcc_original", "mcc_rotated", "mcc_chance", "mig_original", "mig_rotated"):
         if key in res:
             print(f"{key:>17}: {res[key]:.4f}")
     print(f"wrote {out / 'results.json'} and {out / 'impossibility.png'}")
@@ -142,7 +148,7 @@ def demo_section(ctx) -> str:
     rows, first = [], None
     for latents, noise in ((2, "uniform"), (5, "laplace"), (10, "gaussian")):
         args = argparse.Namespace(seed=ctx.seed, model=None, latents=latents, noise=noise, mixing="mlp",
-                                  mixing_layers=3, samples=3000)
+                                  mixing_layers=3, samples=3000, mc_samples=8)
         res = compute(args)
         ctx.log(f"impossibility d={latents} {noise}: MCC {res['mcc_original']:.2f} -> {res['mcc_rotated']:.2f}")
         first = first or res
@@ -150,7 +156,8 @@ def demo_section(ctx) -> str:
                      "log p(x) entangled": res["loglik_rotated"], "ELBO original": res["elbo_original"],
                      "ELBO entangled": res["elbo_rotated"], "ELBO s.e.": res["elbo_se"],
                      "MCC original": res["mcc_original"], "MCC entangled": res["mcc_rotated"],
-                     "MCC chance (random rotation)": res["mcc_chance"]})
+                     "MCC chance (random rotation)": res["mcc_chance"], "MIG original": res["mig_original"],
+                     "MIG entangled": res["mig_rotated"]})
     plot(first, out / "impossibility.png")
     from crlkit.report.html import atomic_write_text
     atomic_write_text(out / "results.json", json.dumps(_clean(first), indent=2))
@@ -169,11 +176,12 @@ def demo_section(ctx) -> str:
     if model_dir:
         try:
             args = argparse.Namespace(seed=ctx.seed, model=str(model_dir), latents=2, noise="uniform", mixing="mlp",
-                                      mixing_layers=3, samples=1000)
+                                      mixing_layers=3, samples=300, mc_samples=4)
             res = compute(args)
             parts.append(table_html([{"model": str(model_dir), "ELBO original": res["elbo_original"],
                                       "ELBO rotated": res["elbo_rotated"], "ELBO s.e.": res["elbo_se"],
-                                      "MCC original": res["mcc_original"], "MCC rotated": res["mcc_rotated"]}]))
+                                      "MCC original": res["mcc_original"], "MCC rotated": res["mcc_rotated"],
+                                      "MIG original": res["mig_original"], "MIG rotated": res["mig_rotated"]}]))
         except CrlkitError as e:  # e.g. the trained model is not a VAE
             parts.append(f"<p><em>trained model skipped: {html.escape(str(e))}</em></p>")
     return "\n".join(parts)

@@ -69,6 +69,7 @@ def test_same_likelihood_and_elbo_lower_mcc(latents, noise):
     assert abs(res["elbo_original"] - res["elbo_rotated"]) < 4 * res["elbo_se"]
     assert res["mcc_original"] > 0.999
     assert res["mcc_rotated"] < res["mcc_original"] - 0.15
+    assert res["mig_rotated"] < res["mig_original"] - 0.1
     # the composed generator renders the same x from the entangled latents
     comp = ComposedMixing(ds.mixing, MarginalRotation.for_scm(ds.scm, np.asarray(res["rotation"])))
     arr = res["_arrays"]
