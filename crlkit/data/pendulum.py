@@ -95,11 +95,28 @@ def _coverage(dist: torch.Tensor, px: float) -> torch.Tensor:
     return (0.5 - dist / px).clamp_(0.0, 1.0)
 
 
+def _rows(y_lo: float, y_hi: float) -> slice:
+    """Image rows whose pixel centres lie in scene heights [y_lo, y_hi]."""
+    h = (Y_RANGE[1] - Y_RANGE[0]) / IMAGE
+    r0 = int(np.ceil((Y_RANGE[1] - y_hi) / h - 0.5))
+    r1 = int(np.floor((Y_RANGE[1] - y_lo) / h - 0.5))
+    return slice(max(r0, 0), min(r1, IMAGE - 1) + 1)
+
+
+# Each element only touches a band of rows (1 scene unit of margin; anti-aliasing reaches
+# half a pixel, 0.16 units): the pendulum y in [1, 11], the sun above 17.5, the shadow below 0.
+_PENDULUM_ROWS = _rows(PIVOT[1] - ROD - BALL_R - 1.0, PIVOT[1] + LINE_HALF + 1.0)
+_SUN_ROWS = _rows(SUN_Y - SUN_R - 1.0, Y_RANGE[1])
+_SHADOW_ROWS = _rows(Y_RANGE[0], GROUND_Y + LINE_HALF + 1.0)
+
+
 def render_torch(params: np.ndarray, device) -> torch.Tensor:
     """Render ``(n, 3, 64, 64)`` images on ``device``.
 
     ``params`` is ``(n, 4)`` float64: pendulum value, light value, shadow length and
-    shadow position (scene units).
+    shadow position (scene units). Elements are painted in the reference's order (rod,
+    ball, sun, shadow) with anti-aliased coverage from their signed distance fields,
+    each evaluated only on the rows it can reach.
     """
     device = torch.device(device)
     p = torch.as_tensor(params, dtype=torch.float32, device=device)
@@ -111,32 +128,37 @@ def render_torch(params: np.ndarray, device) -> torch.Tensor:
     ys = Y_RANGE[1] - (torch.arange(IMAGE, device=device, dtype=torch.float32) + 0.5) * (
         (Y_RANGE[1] - Y_RANGE[0]) / IMAGE)
     X = xs.view(1, 1, IMAGE)
-    Y = ys.view(1, IMAGE, 1)
 
     def col(v):  # (n,) -> (n, 1, 1)
         return v.view(n, 1, 1)
 
-    ball_x = PIVOT[0] + ROD * torch.sin(theta)
-    ball_y = PIVOT[1] - ROD * torch.cos(theta)
-    sun_x = PIVOT[0] + (SUN_Y - PIVOT[1]) * torch.cos(phi) / torch.sin(phi)
-
-    # rod: distance to the segment pivot -> ball centre
-    dx, dy = col(ball_x) - PIVOT[0], col(ball_y) - PIVOT[1]
-    t = (((X - PIVOT[0]) * dx + (Y - PIVOT[1]) * dy) / (dx * dx + dy * dy)).clamp(0.0, 1.0)
-    d_rod = torch.hypot(X - PIVOT[0] - t * dx, Y - PIVOT[1] - t * dy) - LINE_HALF
-    d_ball = torch.hypot(X - col(ball_x), Y - col(ball_y)) - BALL_R
-    d_sun = torch.hypot(X - col(sun_x), Y - SUN_Y) - SUN_R
-    # shadow: a thick segment on y = -0.5 from mid - length/2 to mid + length/2
-    half = col(length) / 2.0
-    ex = (torch.abs(X - col(mid)) - half).clamp(min=0.0)
-    d_shadow = torch.hypot(ex, (Y - GROUND_Y).expand(n, IMAGE, IMAGE)) - LINE_HALF
+    def paint(img_rows: torch.Tensor, dist: torch.Tensor, rgb) -> None:
+        a = _coverage(dist, px).unsqueeze(1)  # (n, 1, rows, W)
+        c = torch.tensor(rgb, device=device, dtype=torch.float32).view(1, 3, 1, 1)
+        img_rows.mul_(1.0 - a).add_(c * a)
 
     img = torch.ones((n, 3, IMAGE, IMAGE), device=device)
-    for dist, rgb in ((d_rod, (0.0, 0.0, 0.0)), (d_ball, FIREBRICK), (d_sun, ORANGE),
-                      (d_shadow, (0.0, 0.0, 0.0))):  # painter's order of the reference
-        a = _coverage(dist, px).unsqueeze(1)
-        c = torch.tensor(rgb, device=device, dtype=torch.float32).view(1, 3, 1, 1)
-        img = img * (1.0 - a) + c * a
+    ball_x = PIVOT[0] + ROD * torch.sin(theta)
+    ball_y = PIVOT[1] - ROD * torch.cos(theta)
+
+    # rod (distance to the segment pivot -> ball centre), then the ball
+    Y = ys[_PENDULUM_ROWS].view(1, -1, 1)
+    dx, dy = col(ball_x) - PIVOT[0], col(ball_y) - PIVOT[1]
+    t = (((X - PIVOT[0]) * dx + (Y - PIVOT[1]) * dy) / (dx * dx + dy * dy)).clamp(0.0, 1.0)
+    band = img[:, :, _PENDULUM_ROWS]
+    paint(band, torch.hypot(X - PIVOT[0] - t * dx, Y - PIVOT[1] - t * dy) - LINE_HALF, (0.0, 0.0, 0.0))
+    paint(band, torch.hypot(X - col(ball_x), Y - col(ball_y)) - BALL_R, FIREBRICK)
+
+    # the sun, on the light ray through the pivot at height SUN_Y
+    Y = ys[_SUN_ROWS].view(1, -1, 1)
+    sun_x = PIVOT[0] + (SUN_Y - PIVOT[1]) * torch.cos(phi) / torch.sin(phi)
+    paint(img[:, :, _SUN_ROWS], torch.hypot(X - col(sun_x), Y - SUN_Y) - SUN_R, ORANGE)
+
+    # the shadow: a thick segment on y = -0.5 from mid - length/2 to mid + length/2
+    Y = ys[_SHADOW_ROWS].view(1, -1, 1)
+    ex = (torch.abs(X - col(mid)) - col(length) / 2.0).clamp(min=0.0)  # (n, 1, W)
+    ey = (Y - GROUND_Y).expand(n, -1, IMAGE)                             # (n, rows, W)
+    paint(img[:, :, _SHADOW_ROWS], torch.hypot(ex.expand_as(ey), ey) - LINE_HALF, (0.0, 0.0, 0.0))
     return img
 
 
