@@ -9,10 +9,11 @@
 from crlkit.scm.graph import GRAPHS, ancestors, descendants, is_dag, random_dag, topological_order
 from crlkit.scm.mechanisms import (MECHANISMS, LinearMechanism, Mechanism, MLPMechanism, ZeroMechanism, random_mlp,
                                    random_weights)
+from crlkit.scm.marginals import FactorisedMarginals
 from crlkit.scm.model import LatentSCM, SCMSample, SoftIntervention
 from crlkit.scm.noise import NOISES, noise_cdf, noise_logpdf, noise_ppf, sample_noise
 
-__all__ = ["LatentSCM", "SCMSample", "SoftIntervention", "Mechanism", "LinearMechanism", "MLPMechanism",
+__all__ = ["LatentSCM", "FactorisedMarginals", "SCMSample", "SoftIntervention", "Mechanism", "LinearMechanism", "MLPMechanism",
            "ZeroMechanism", "random_dag", "topological_order", "is_dag", "descendants", "ancestors",
            "random_mlp", "random_weights", "sample_noise", "noise_logpdf", "noise_cdf", "noise_ppf",
            "GRAPHS", "MECHANISMS", "NOISES"]

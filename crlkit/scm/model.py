@@ -23,7 +23,8 @@ from crlkit.errors import CrlkitError
 from crlkit.scm.graph import descendants, random_dag, topological_order, check_adjacency
 from crlkit.scm.mechanisms import (LinearMechanism, Mechanism, ScaledMechanism, ZeroMechanism, check_mechanism,
                                    random_mlp, random_weights)
-from crlkit.scm.noise import check_noise, noise_cdf, noise_logpdf, noise_ppf, noise_support, sample_noise
+from crlkit.scm.marginals import FactorisedMarginals
+from crlkit.scm.noise import check_noise, noise_logpdf, sample_noise
 
 
 def _rng(seed) -> np.random.Generator:
@@ -405,39 +406,22 @@ class LatentSCM:
         cols = [self._scale_shift(int(j), u, m) for j in self.observed]
         return np.stack([c[0] for c in cols], axis=1), np.stack([c[1] for c in cols], axis=1)
 
-    def marginal_cdf(self, z: np.ndarray) -> np.ndarray:
-        """Per-coordinate marginal CDF ``F_j(z_j)`` of independent latents, ``(n, d)``
-        (a uniform mixture over segments for segmented models)."""
-        scale, shift = self.marginal_params("marginal_cdf")
-        z = np.asarray(z, dtype=np.float64)
-        return np.mean([noise_cdf(self.noise, (z - shift[k]) / scale[k]) for k in range(len(scale))], axis=0)
+    def marginals(self, what: str = "marginals") -> FactorisedMarginals:
+        """The per-coordinate marginals of independent latents (uniform mixtures over segments)."""
+        scale, shift = self.marginal_params(what)
+        return FactorisedMarginals(self.noise, scale, shift)
 
-    def marginal_ppf(self, q: np.ndarray, *, tol: float = 1e-12) -> np.ndarray:
+    def marginal_cdf(self, z: np.ndarray) -> np.ndarray:
+        """Per-coordinate marginal CDF ``F_j(z_j)`` of independent latents, ``(n, d)``."""
+        return self.marginals("marginal_cdf").cdf(z)
+
+    def marginal_ppf(self, q: np.ndarray) -> np.ndarray:
         """Inverse of :meth:`marginal_cdf` (closed form without segments, else bisection)."""
-        scale, shift = self.marginal_params("marginal_ppf")
-        q = np.asarray(q, dtype=np.float64)
-        if len(scale) == 1:
-            return shift[0] + scale[0] * noise_ppf(self.noise, q)
-        lo_e, hi_e = noise_support(self.noise)
-        qq = np.clip(q, 1e-300, 1 - 1e-16)
-        # bracket: the mixture quantile lies between the components' quantiles
-        comp = np.stack([shift[k] + scale[k] * noise_ppf(self.noise, qq) for k in range(len(scale))])
-        lo, hi = comp.min(axis=0), comp.max(axis=0)
-        for _ in range(200):
-            mid = 0.5 * (lo + hi)
-            below = self.marginal_cdf(mid) < q
-            lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
-            if np.all(hi - lo <= tol * (1 + np.abs(mid))):
-                break
-        return 0.5 * (lo + hi)
+        return self.marginals("marginal_ppf").ppf(q)
 
     def marginal_logpdf(self, z: np.ndarray) -> np.ndarray:
         """Per-coordinate marginal log-densities of independent latents, ``(n, d)``."""
-        scale, shift = self.marginal_params("marginal_logpdf")
-        z = np.asarray(z, dtype=np.float64)
-        per = np.stack([noise_logpdf(self.noise, (z - shift[k]) / scale[k]) - np.log(scale[k])
-                        for k in range(len(scale))])
-        return logsumexp(per, axis=0) - np.log(len(scale))
+        return self.marginals("marginal_logpdf").logpdf(np.asarray(z, dtype=np.float64))
 
     def __repr__(self):
         return (f"LatentSCM(d={self.num_latents}, edges={int((self.adjacency != 0).sum())}, noise={self.noise!r}, "
