@@ -61,7 +61,8 @@ def load_dsprites_npz(path) -> tuple[np.ndarray, tuple[int, ...], dict]:
     """
     p = _existing(path, DSPRITES_FILENAME, "dSprites")
     try:
-        with np.load(p, allow_pickle=True, encoding="latin1") as f:
+        # allow_pickle=False: only plain arrays are read (``metadata``, a pickled dict, is not)
+        with np.load(p, allow_pickle=False) as f:
             missing = [k for k in ("imgs", "latents_classes", "latents_values") if k not in f.files]
             if missing:
                 raise CrlkitError(f"dSprites file {str(p)!r} lacks arrays {missing}; has {f.files}")

@@ -20,9 +20,12 @@ def resolve_device(device: Any) -> torch.device | None:
     if device is None:
         return None
     try:
-        return torch.device(device)
+        dev = torch.device(device)
     except (RuntimeError, TypeError) as e:
         raise CrlkitError(f"invalid device {device!r}: {e}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise CrlkitError(f"device {str(device)!r} was asked for but CUDA is not available here")
+    return dev
 
 
 def finish(x: torch.Tensor, device: torch.device | None):

@@ -130,3 +130,12 @@ def test_color_and_noisy_variants(ds):
     np.testing.assert_array_equal(dn.numpy(), xn)
     with pytest.raises(CrlkitError, match="rng"):
         n.observations_from_factors(f)
+
+
+def test_unavailable_device_is_a_clear_error(ds):
+    f = ds.sample_factors(2, np.random.default_rng(0))
+    with pytest.raises(CrlkitError, match="invalid device"):
+        ds.observations_from_factors(f, device="gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(CrlkitError, match="CUDA is not available"):
+            ds.observations_from_factors(f, device="cuda")
