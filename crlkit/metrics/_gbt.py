@@ -121,7 +121,7 @@ def _bin_features(x: np.ndarray, max_bins: int | None):
             idx = np.unique(np.searchsorted(upper, q, side="left"))
             upper = np.append(upper[idx[idx < len(upper) - 1]], upper[-1])
         per_feature.append(upper)
-    n_bins = max(len(c) for c in per_feature)
+    n_bins = max(2, max(len(c) for c in per_feature))  # >= 2: one (possibly empty) boundary
     lo = np.full((p, n_bins), np.inf)
     hi = np.full((p, n_bins), -np.inf)
     bins = np.empty((n, p), dtype=np.int64)
