@@ -170,7 +170,8 @@ def demo_section(ctx) -> str:
         figure_html("impossibility/impossibility.png",
                     "d = 2, uniform latents, 3-layer invertible MLP mixing, 45-degree rotation"),
         table_html(rows),
-        f"<p><code>crlkit impossibility --seed {ctx.seed} --out DIR</code> reproduces the first row.</p>",
+        f"<p><code>crlkit impossibility --seed {ctx.seed} --samples 3000 --out DIR</code> reproduces the first "
+        "row (<code>--latents 5 --noise laplace</code> and <code>--latents 10 --noise gaussian</code> the others).</p>",
     ]
     model_dir = ctx.shared.get("model_dir")
     if model_dir:
@@ -178,6 +179,8 @@ def demo_section(ctx) -> str:
             args = argparse.Namespace(seed=ctx.seed, model=str(model_dir), latents=2, noise="uniform", mixing="mlp",
                                       mixing_layers=3, samples=300, mc_samples=4)
             res = compute(args)
+            parts.append("<p>The model trained above (prior N(0, I), so f = R): the rotated model has the same "
+                         "ELBO within Monte Carlo error.</p>")
             parts.append(table_html([{"model": str(model_dir), "ELBO original": res["elbo_original"],
                                       "ELBO rotated": res["elbo_rotated"], "ELBO s.e.": res["elbo_se"],
                                       "MCC original": res["mcc_original"], "MCC rotated": res["mcc_rotated"],
