@@ -341,7 +341,9 @@ def _flush(pending: list[dict[str, torch.Tensor]], done: int, model: str) -> lis
     first = done - len(pending) + 1
     bad = ~np.isfinite(values)
     if bad.any():
-        i, j = np.argwhere(bad)[0]
+        i = int(np.argwhere(bad)[0][0])  # first bad step; name a component term over the total
+        cols = [j for j in np.flatnonzero(bad[i]) if keys[j] != "loss"] or list(np.flatnonzero(bad[i]))
+        j = int(cols[0])
         raise TrainingDiverged(
             f"{model}: loss term {keys[j]!r} is {values[i, j]} at step {first + i}; stopped "
             f"(the last checkpoint, if any, holds the weights from before it). Try a lower lr or "

@@ -33,15 +33,56 @@ class ToySquares(GroundTruthData):
 
 
 class ToyVectors(GroundTruthData):
-    """Discrete factors mixed linearly into 6-D vectors (for the MLP architecture)."""
+    """Three uniform discrete factors (16 values each, standardised) mixed linearly into
+    8-D vectors of variance ~3 per dimension (for the MLP architecture)."""
 
     name = "toy_vectors"
     factor_names = ("a", "b", "c")
-    factor_sizes = (5, 5, 5)
-    observation_shape = (6,)
+    factor_sizes = (16, 16, 16)
+    observation_shape = (8,)
 
     def observations_from_factors(self, factors, rng=None, *, device=None):
-        f = self.validate_factors(factors).astype(np.float32) / 4.0
-        mix = np.random.default_rng(0).normal(size=(3, 6)).astype(np.float32)
-        out = f @ mix
+        u = (self.validate_factors(factors).astype(np.float32) - 7.5) / 4.6  # ~unit variance
+        mix = np.random.default_rng(0).normal(size=(3, 8)).astype(np.float32)
+        out = u @ mix
+        return torch.as_tensor(out, device=device) if device is not None else out
+
+
+class ToyRing(GroundTruthData):
+    """One angle factor (32 values on the full circle) and a radius factor (2 values) mapped
+    to a ring and mixed linearly into 8-D: any continuous 2-D code of it is dependent across
+    dimensions (a ring), so a FactorVAE discriminator can tell q(z) from its marginals."""
+
+    name = "toy_ring"
+    factor_names = ("angle", "radius")
+    factor_sizes = (32, 2)
+    observation_shape = (8,)
+
+    def observations_from_factors(self, factors, rng=None, *, device=None):
+        f = self.validate_factors(factors)
+        theta = f[:, 0] * (2 * np.pi / 32)
+        r = 2.0 + f[:, 1].astype(np.float64)
+        ring = np.stack([r * np.cos(theta), r * np.sin(theta)], 1).astype(np.float32)
+        mix = np.random.default_rng(1).normal(size=(2, 8)).astype(np.float32)
+        out = ring @ mix
+        return torch.as_tensor(out, device=device) if device is not None else out
+
+
+class ToyNonlinear(GroundTruthData):
+    """Two uniform factors (16 values each) through a fixed random 2-layer leaky-ReLU MLP
+    (slope 0.2) into 8-D: a VAE's mean codes of it are correlated across dimensions."""
+
+    name = "toy_nonlinear"
+    factor_names = ("a", "b")
+    factor_sizes = (16, 16)
+    observation_shape = (8,)
+
+    def observations_from_factors(self, factors, rng=None, *, device=None):
+        u = (self.validate_factors(factors).astype(np.float32) - 7.5) / 4.6
+        g = np.random.default_rng(2)
+        a1 = g.normal(size=(2, 8)).astype(np.float32)
+        a2 = g.normal(size=(8, 8)).astype(np.float32) / np.sqrt(8)
+        h = u @ a1
+        h = np.where(h > 0, h, 0.2 * h)
+        out = (2.0 * (h @ a2)).astype(np.float32)
         return torch.as_tensor(out, device=device) if device is not None else out
