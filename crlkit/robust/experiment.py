@@ -22,7 +22,7 @@ import time
 import numpy as np
 import torch
 
-from crlkit.data.cows_camels import CowsCamels, Split, check_probability
+from crlkit.data.cows_camels import ANIMALS, BACKGROUNDS, CowsCamels, Split, check_probability
 from crlkit.errors import CrlkitError
 from crlkit.robust.classifier import predict_logits
 from crlkit.robust.measures import (accuracy_score, background_flip_rate, group_accuracies,
@@ -119,20 +119,26 @@ def _hard(logits: torch.Tensor) -> np.ndarray:
     return (logits > 0).long().cpu().numpy()
 
 
+def _labels(y: torch.Tensor) -> np.ndarray:
+    return y.long().cpu().numpy()
+
+
 def evaluate(predictor, data: ShortcutData, method: str = "") -> dict:
     """The result dict (``RESULT_KEYS``) of a trained predictor ``x -> logits``, plus
-    ``group_accuracies`` (cow/grass, cow/sand, camel/grass, camel/sand on ``test_ood``)."""
+    ``group_accuracies`` (cow/grass, cow/sand, camel/grass, camel/sand on ``test_ood``).
+    Groups are (observed label, background): with ``eta = 0`` the label is the animal."""
     res: dict = {"method": method}
     for key, split in (("id_accuracy", data.test_id), ("ood_accuracy", data.test_ood),
                        ("reversed_accuracy", data.test_reversed)):
-        res[key] = accuracy_score(_hard(predict_logits(predictor, split.x)), split.y)
+        res[key] = accuracy_score(_labels(split.y), _hard(predict_logits(predictor, split.x)))
     ood = data.test_ood
+    y, bg = _labels(ood.y), ood.factors[:, 3]
     pred = _hard(predict_logits(predictor, ood.x))
-    res["worst_group_accuracy"] = worst_group_accuracy(pred, ood.y, ood.group)
-    res["mean_group_accuracy"] = mean_group_accuracy(pred, ood.y, ood.group)
+    res["worst_group_accuracy"] = worst_group_accuracy(y, pred, bg)
+    res["mean_group_accuracy"] = mean_group_accuracy(y, pred, bg)
     res["background_flip_rate"] = background_flip_rate(pred, _hard(predict_logits(predictor, data.ood_swapped_x)))
-    names = ("cow/grass", "cow/sand", "camel/grass", "camel/sand")
-    res["group_accuracies"] = {names[g]: a for g, a in group_accuracies(pred, ood.y, ood.group).items()}
+    res["group_accuracies"] = {f"{ANIMALS[k[0]]}/{BACKGROUNDS[k[1]]}": acc
+                               for k, (acc, _) in group_accuracies(y, pred, bg).items()}
     return res
 
 

@@ -290,7 +290,9 @@ class CausalRep(RobustMethod):
     only in the animal); ``z_background(x)`` must match ``z_background(x_a)`` against the others,
     ``x_b`` among them. The animal block is thereby invariant to the background (the
     content/style block identification of von Kügelgen et al. 2021). A logistic regression on the
-    animal latents of the training images, with their labels, is the classifier.
+    animal latents of the training images and of their background-swapped twins, with the
+    images' labels, is the classifier (the pairs make the background independent of the label for
+    the head, so a residual background direction in the animal block gets no weight).
     """
 
     Config = CausalConfig
@@ -318,6 +320,9 @@ class CausalRep(RobustMethod):
             return F.cross_entropy(la, target) + F.cross_entropy(lb, target)
 
         train_steps(enc, loss, steps=cfg.steps, lr=cfg.lr)
-        z = extract_features(enc.animal, tr.x)
-        mean, std, coef, b = _fit_logistic(z, tr.y.cpu().numpy(), c.C, seed)
+        # the head sees every training image on both backgrounds (its intervention pair), so any
+        # background information left in the animal block carries no label information for it
+        z = np.concatenate([extract_features(enc.animal, tr.x), extract_features(enc.animal, x_b)])
+        y = np.concatenate([tr.y.cpu().numpy()] * 2)
+        mean, std, coef, b = _fit_logistic(z, y, c.C, seed)
         return LinearOnFeatures(enc.animal, mean, std, coef, b).to(tr.x.device)
