@@ -172,6 +172,10 @@ def make_synthetic(*, latents: int = 5, graph: str = "empty", expected_degree: f
         raise CrlkitError(unknown_choice("mixing", mixing, MIXINGS))
     if int(latents) < 1:
         raise CrlkitError(f"latents must be >= 1; got {latents}")
+    if observed_dim is not None and int(observed_dim) < int(latents):
+        raise CrlkitError(f"observed_dim must be >= latents={latents}; got {observed_dim}")
+    if int(mixing_layers) < 1:
+        raise CrlkitError(f"mixing_layers must be >= 1; got {mixing_layers}")
     if segments and len(segment_scale) != 2:
         raise CrlkitError(f"segment_scale must be a (low, high) pair; got {segment_scale}")
     options = dict(latents=latents, graph=graph, expected_degree=expected_degree, mechanism=mechanism, noise=noise,

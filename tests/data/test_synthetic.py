@@ -56,6 +56,10 @@ def test_dataset_options_are_validated():
         make_dataset("synthetic", mixing="mpl")
     with pytest.raises(CrlkitError, match="graph"):
         make_dataset("synthetic", graph="dag")
+    with pytest.raises(CrlkitError, match="observed_dim"):
+        make_dataset("synthetic", latents=4, observed_dim=3)
+    with pytest.raises(CrlkitError, match="mixing_layers"):
+        make_dataset("synthetic", mixing_layers=0)
 
 
 def test_segment_batches():

@@ -1,6 +1,8 @@
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from crlkit.errors import CrlkitError
 from crlkit.mixing import (MIXINGS, InvertibleMLP, LinearMixing, PolynomialMixing, condition_number,
@@ -99,3 +101,13 @@ def test_invalid_options_name_the_field():
         PolynomialMixing(3, degree=5)
     with pytest.raises(CrlkitError, match="shape"):
         InvertibleMLP(3, n_draws=100)(np.zeros((4, 2)))
+
+
+@settings(max_examples=25, deadline=None)
+@given(dim=st.integers(1, 8), layers=st.integers(1, 4), slope=st.floats(0.05, 1.0), seed=st.integers(0, 10_000),
+       scale=st.floats(0.01, 100.0))
+def test_round_trip_property(dim, layers, slope, seed, scale):
+    g = InvertibleMLP(dim, n_layers=layers, slope=slope, seed=seed, n_draws=500)
+    z = np.random.default_rng(seed).standard_normal((64, dim)) * scale
+    assert relative_error(g.inverse(g(z)), z) <= 1e-5
+    assert max(g.condition_numbers) <= g.threshold
