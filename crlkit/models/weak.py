@@ -39,10 +39,11 @@ def pairwise_kl(mean1, logvar1, mean2, logvar2) -> torch.Tensor:
 
 def adaptive_shared_mask(delta: torch.Tensor) -> torch.Tensor:
     """True where a dimension is estimated shared: ``delta`` below halfway between the row's
-    min and max (the lower of two equal-width bins). (B, D) bool."""
+    min and max (the lower of two equal-width bins). (B, D) bool. A row whose divergences
+    are all equal (e.g. two identical images) counts as fully shared."""
     lo = delta.min(1, keepdim=True).values
     hi = delta.max(1, keepdim=True).values
-    return delta < 0.5 * (lo + hi)
+    return (delta < 0.5 * (lo + hi)) | (hi == lo)
 
 
 @dataclass(frozen=True)
