@@ -215,6 +215,119 @@ def _grow_stage(x: np.ndarray, bin_matrix, root_counts: np.ndarray, lo: np.ndarr
     return node, levels
 
 
+def _grow_stage_exact(x: np.ndarray, order: np.ndarray, xs: np.ndarray, grad: np.ndarray, max_depth: int,
+                      importance: np.ndarray, rng: np.random.Generator, chunk_elems: int = 1 << 22):
+    """As :func:`_grow_stage`, searching every threshold between consecutive distinct values
+    of each node's samples, as scikit-learn's ``BestSplitter`` does.
+
+    Per level, the samples of every tree are stably re-sorted by node within each feature's
+    value order (a radix sort of small node ids), so each node's samples form a contiguous,
+    value-sorted segment; prefix sums over segments give every candidate split's gain, and
+    ``reduceat`` the best one per node. Cost per level ~ n_features x n_trees x n_samples.
+    order (n, p): argsort of each feature; xs (p, n): sorted values.
+    """
+    n, p = x.shape
+    t_cols = grad.shape[1]
+    cols = np.arange(t_cols)
+    node = np.zeros((n, t_cols), dtype=np.int64)
+    is_open = np.ones((t_cols, 1), dtype=bool)
+    levels = []
+    grad_t = np.ascontiguousarray(grad.T)                                     # (T, n)
+    xt = np.ascontiguousarray(x.T)                                            # (p, n)
+    grad2 = grad * grad
+    x_flat = x.ravel()
+    row_base = np.arange(n)[:, None] * p
+    positions = np.arange(n)
+    flat_pos = np.arange(t_cols * n)[None, :]
+    f_chunk = max(1, min(p, chunk_elems // max(1, t_cols * n)))
+    for level in range(max_depth):
+        m = 2 ** level
+        tn = cols[None, :] * m + node                                         # (n, T)
+        cnt = np.bincount(tn.ravel(), minlength=t_cols * m).reshape(t_cols, m).astype(np.int64)
+        tot = np.bincount(tn.ravel(), weights=grad.ravel(), minlength=t_cols * m).reshape(t_cols, m)
+        tot2 = np.bincount(tn.ravel(), weights=grad2.ravel(), minlength=t_cols * m).reshape(t_cols, m)
+        start = np.cumsum(cnt, axis=1) - cnt                                  # (T, M) segment starts
+        marks = np.zeros((t_cols, n + 1), dtype=np.int64)
+        np.add.at(marks, (np.repeat(cols, m - 1), start[:, 1:].ravel()), 1)
+        seg = np.cumsum(marks[:, :n], axis=1)                                 # (T, n) node of each position
+        seg_start = np.take_along_axis(start, seg, axis=1)
+        n_left = (positions[None, :] - seg_start + 1).astype(np.float64)      # (T, n)
+        n_seg = np.take_along_axis(cnt, seg, axis=1).astype(np.float64)
+        s_seg = np.take_along_axis(tot, seg, axis=1)
+        last = n_left == n_seg
+        inv_left = 1.0 / n_left
+        with np.errstate(divide="ignore"):
+            inv_right = np.where(last, 0.0, 1.0 / (n_seg - n_left))
+        const = tot * tot / np.maximum(cnt, 1)                                # (T, M) S^2/N per node
+        # flat segment starts for reduceat; an empty trailing segment would start at T*n (out of
+        # range): clipping it to T*n - 1 only drops a segment's last position, never a valid split
+        seg_first = np.minimum((cols[:, None] * n + start).ravel(), t_cols * n - 1)
+        # subtracting the previous segment's total at each segment start makes one cumsum
+        # restart at every segment: prefix sums within nodes
+        reset_t, reset_m = np.nonzero(start[:, 1:] < n)                      # segment m+1 starts inside
+        reset_pos = start[reset_t, reset_m + 1]
+        reset_val = tot[reset_t, reset_m]                                     # previous segment's total
+        node8 = node.T.astype(np.int8 if m <= 127 else np.int16)              # (T, n)
+        feat_gain = np.full((p, t_cols, m), -np.inf)
+        feat_thr = np.zeros((p, t_cols, m))
+        for f0 in range(0, p, f_chunk):
+            fs = np.arange(f0, min(p, f0 + f_chunk))
+            nf = len(fs)
+            o = order[:, fs].T                                                # (F, n) sample at each rank
+            if m == 1:
+                so = np.broadcast_to(o[:, None, :], (nf, t_cols, n))
+            else:
+                perm = np.argsort(np.swapaxes(node8[:, o], 0, 1), axis=2, kind="stable")  # radix sort by node
+                so = o[np.arange(nf)[:, None, None], perm]                   # (F, T, n) sample ids
+            g = np.take(grad_t, so + (cols * n)[None, :, None])               # node-sorted gradients
+            xp = np.take(xt, so + (fs * n)[:, None, None])                    # node-sorted values
+            if m > 1:
+                # within-segment prefix sums: restart the running sum at each node's first sample
+                np.subtract.at(g, (slice(None), reset_t, reset_pos), reset_val)
+            s_left = np.cumsum(g, axis=2)
+            gain = s_left * s_left
+            gain *= inv_left
+            s_left -= s_seg
+            s_left *= s_left
+            s_left *= inv_right
+            gain += s_left
+            valid = np.broadcast_to(~last, xp.shape).copy()
+            valid[..., :-1] &= xp[..., 1:] > xp[..., :-1] + _FEATURE_THRESHOLD
+            valid[..., -1] = False
+            gain[~valid] = -np.inf
+            gflat = gain.reshape(nf, -1)                                      # (F, T*n)
+            if m == 1:  # one segment per tree: plain argmax (first maximum, as sklearn)
+                first = gain.argmax(axis=2) + (cols * n)[None, :]
+                segmax = np.take_along_axis(gflat, first, axis=1)
+            else:
+                segmax = np.maximum.reduceat(gflat, seg_first, axis=1)        # (F, T*M)
+                segmax[:, (cnt == 0).ravel()] = -np.inf
+                hit = np.where(gflat == np.repeat(segmax, cnt.ravel(), axis=1), flat_pos, t_cols * n)
+                first = np.minimum.reduceat(hit, seg_first, axis=1)           # flat position of the best
+            first = np.minimum(first, t_cols * n - 2)
+            xflat = xp.reshape(nf, -1)
+            lo = np.take_along_axis(xflat, first, axis=1)
+            hi = np.take_along_axis(xflat, first + 1, axis=1)
+            thr = lo / 2.0 + hi / 2.0
+            thr = np.where((thr == hi) | ~np.isfinite(thr), lo, thr)          # scikit-learn's guard
+            feat_gain[fs] = segmax.reshape(nf, t_cols, m) - const[None]
+            feat_thr[fs] = thr.reshape(nf, t_cols, m)
+        best_gain = feat_gain.max(axis=0)                                     # (T, M)
+        tied = feat_gain >= best_gain[None] - 1e-12 * np.maximum(1.0, np.abs(best_gain[None]))
+        best_feat = np.where(tied, rng.random(tied.shape), -1.0).argmax(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            impurity = tot2 / cnt - (tot / cnt) ** 2
+        do_split = is_open & (cnt >= 2) & (impurity > _EPS) & np.isfinite(best_gain)
+        thr = np.where(do_split, np.take_along_axis(feat_thr, best_feat[None], axis=0)[0], np.inf)
+        gains = np.where(do_split, best_gain, 0.0) / n
+        np.add.at(importance, (np.repeat(cols, m), best_feat.ravel()), gains.ravel())
+        xv = np.take(x_flat, row_base + np.take(best_feat, tn))
+        node = 2 * node + (xv > np.take(thr, tn))
+        is_open = np.repeat(do_split, 2, axis=1)
+        levels.append((best_feat, thr))
+    return node, levels
+
+
 def _route(x: np.ndarray, levels) -> np.ndarray:
     """Leaf index (n, T) of each sample in each tree of one stage."""
     n, p = x.shape
@@ -249,7 +362,11 @@ def boosted_tree_importances(x_train: np.ndarray, y_train: np.ndarray, x_test: n
     codes_test = groups.encode(y_test)
     target = groups.targets(codes_train)
     rng = np.random.default_rng(seed)                                         # tie-breaking only
-    bins, lo, hi, n_bins = _bin_features(x_train, max_bins)
+    exact = max_bins is None
+    if exact:
+        order = np.argsort(x_train, axis=0, kind="stable")
+        xs = np.ascontiguousarray(np.take_along_axis(x_train, order, axis=0).T)
+    bins, lo, hi, n_bins = _bin_features(x_train, max_bins if not exact else 2)
     # sparse (p*B, n) one-hot of each sample's bin per feature: histograms are products with it
     bin_matrix = scipy.sparse.csr_matrix(
         (np.ones(n * p), ((np.arange(p)[None, :] * n_bins + bins).ravel(), np.repeat(np.arange(n), p))),
@@ -265,7 +382,10 @@ def boosted_tree_importances(x_train: np.ndarray, y_train: np.ndarray, x_test: n
     for _ in range(n_estimators):
         prob = groups.proba(raw)
         grad = target - prob                                                  # negative gradient
-        leaf, levels = _grow_stage(x_train, bin_matrix, root_counts, lo, hi, grad, max_depth, importance, rng)
+        if exact:
+            leaf, levels = _grow_stage_exact(x_train, order, xs, grad, max_depth, importance, rng)
+        else:
+            leaf, levels = _grow_stage(x_train, bin_matrix, root_counts, lo, hi, grad, max_depth, importance, rng)
         idx = (flat_base + leaf).ravel()
         size = t_cols * n_leaves
         num = np.bincount(idx, weights=grad.ravel(), minlength=size)

@@ -15,7 +15,7 @@ import numpy as np
 import scipy.stats
 
 from crlkit.errors import CrlkitError
-from crlkit.metrics._checks import as_factors, as_matrix, choice, positive_int, same_length
+from crlkit.metrics._checks import as_factors, as_matrix, choice, positive_int, rng_from, same_length
 from crlkit.metrics._gbt import boosted_tree_importances
 from crlkit.metrics._info import discretize, entropy, mutual_info_matrix
 
@@ -84,7 +84,7 @@ def _entropy_weighted_score(importance: np.ndarray, axis: int) -> float:
 
 
 def dci_importance_matrix(codes, factors, codes_test, factors_test, *, backend: str = "numpy",
-                          max_bins: int | None = 64):
+                          max_bins: int | None = None, seed=0):
     """Importance matrix ``R`` (n_latents, n_factors) of gradient-boosted trees, with the
     per-factor train and test accuracies.
 
@@ -92,16 +92,18 @@ def dci_importance_matrix(codes, factors, codes_test, factors_test, *, backend: 
     exactly as disentanglement_lib (slow: 100 x n_classes trees each, one at a time).
     ``backend="numpy"`` fits the same model (same loss, stages, depth, learning rate, leaf
     values, importances; see ``crlkit.metrics._gbt``) with all trees of a stage grown at once;
-    ``max_bins=None`` searches every threshold as scikit-learn does (identical up to ties),
-    an integer restricts thresholds to that many quantile bins per latent (much faster; the
-    difference to scikit-learn is measured in bench/RESULTS_metrics.md).
+    ``max_bins=None`` (default) searches every threshold as scikit-learn does (the same model
+    up to floating-point order; exact ties between latents are broken at random, seeded by
+    ``seed``, as scikit-learn's random feature order does); an integer restricts thresholds to
+    that many quantile bins per latent (faster, but it shifts D and C by up to ~0.03 on
+    noisy, over-fitted codes; see bench/RESULTS_metrics.md).
     """
     c, f, ct, ft = _train_test(codes, factors, codes_test, factors_test)
     choice("backend", backend, DCI_BACKENDS)
     if max_bins is not None:
         max_bins = positive_int("max_bins", max_bins, minimum=2)
     if backend == "numpy":
-        return boosted_tree_importances(c, f, ct, ft, max_bins=max_bins)
+        return boosted_tree_importances(c, f, ct, ft, max_bins=max_bins, seed=rng_from(seed))
     from sklearn.ensemble import GradientBoostingClassifier
 
     imp = np.zeros((c.shape[1], f.shape[1]))
@@ -115,7 +117,7 @@ def dci_importance_matrix(codes, factors, codes_test, factors_test, *, backend: 
 
 
 def dci_scores(codes, factors, codes_test, factors_test, *, backend: str = "numpy",
-               max_bins: int | None = 64) -> dict:
+               max_bins: int | None = None, seed=0) -> dict:
     r"""Disentanglement, completeness and informativeness (Eastwood & Williams 2018), as in
     disentanglement_lib.
 
@@ -136,12 +138,12 @@ def dci_scores(codes, factors, codes_test, factors_test, *, backend: str = "nump
 
     Returns ``{"disentanglement", "completeness", "informativeness"}``, each in [0, 1].
     Invariant to permuting latents and, because trees split on order only, to any strictly
-    monotone map of each latent (exactly with ``max_bins=None``; with quantile bins the
-    bins are rank-based, so also exactly). ``backend`` and ``max_bins``: see
+    monotone map of each latent (up to random tie-breaking and float32 rounding, which
+    scikit-learn's trees also apply). ``backend``, ``max_bins``, ``seed``: see
     :func:`dci_importance_matrix`.
     """
     imp, _, test_acc = dci_importance_matrix(codes, factors, codes_test, factors_test,
-                                             backend=backend, max_bins=max_bins)
+                                             backend=backend, max_bins=max_bins, seed=seed)
     return {"disentanglement": _entropy_weighted_score(imp, axis=1),
             "completeness": _entropy_weighted_score(imp, axis=0),
             "informativeness": float(np.mean(test_acc))}

@@ -142,7 +142,7 @@ class _Split:
 
 
 def _dci(s: _Split, o: dict) -> dict:
-    r = dci_scores(s.codes_train, s.factors_train, s.codes_test, s.factors_test, max_bins=o["dci_max_bins"])
+    r = dci_scores(s.codes_train, s.factors_train, s.codes_test, s.factors_test, max_bins=o["dci_max_bins"], seed=o["seed"])
     return {f"dci_{k}": v for k, v in r.items()}
 
 
@@ -172,7 +172,7 @@ DEFAULT_METRICS = ("mig", "dci", "sap", "modularity_explicitness", "irs", "unsup
 
 
 def evaluate(model_or_fn, dataset, metrics: Sequence[str] = DEFAULT_METRICS, *, seed=0, n_train: int = 10000,
-             n_test: int = 5000, mode: str = "mean", batch_size: int = 256, dci_max_bins: int | None = 64,
+             n_test: int = 5000, mode: str = "mean", batch_size: int = 256, dci_max_bins: int | None = None,
              timings: dict | None = None, device=None) -> dict:
     """Score a representation on a dataset with a suite of metrics.
 
