@@ -185,3 +185,15 @@ def test_config_coercion():
         with pytest.raises(CrlkitError):
             build_config(C, bad)
     assert np.isclose(build_config(C, {"d": [1, 2]}).d[1], 2.0)
+
+
+def test_demo_section_trains_and_hands_over_the_run(tmp_path):
+    from types import SimpleNamespace
+
+    from crlkit.commands.train import demo_section
+
+    ctx = SimpleNamespace(out_dir=tmp_path, seed=0, shared={}, log=lambda msg: None, train_steps=3)
+    frag = demo_section(ctx)
+    assert ctx.shared["dataset"] == "dsprites" and (tmp_path / "train_beta_vae" / "checkpoint.pt").exists()
+    assert 'src="train_traversals.png"' in frag and (tmp_path / "train_traversals.png").stat().st_size > 1000
+    assert (tmp_path / "train_loss.png").exists()

@@ -97,16 +97,24 @@ class Method(nn.Module):
 
     def randn_like(self, t: torch.Tensor) -> torch.Tensor:
         """Standard normal noise shaped like ``t``, drawn from ``self.noise`` when set."""
-        if self.noise is None or self.noise.device != t.device:
+        if not self._noise_on(t.device):
             return torch.randn_like(t)
         return torch.randn(t.shape, generator=self.noise, device=t.device, dtype=t.dtype)
 
     def rand(self, *shape: int, device=None) -> torch.Tensor:
         """Uniform [0, 1) noise from ``self.noise`` when set (on ``device``)."""
         device = torch.device(device or "cpu")
-        if self.noise is None or self.noise.device != device:
+        if not self._noise_on(device):
             return torch.rand(*shape, device=device)
         return torch.rand(*shape, generator=self.noise, device=device)
+
+    def _noise_on(self, device: torch.device) -> bool:
+        if self.noise is None or self.noise.device.type != device.type:
+            return False
+        if device.type == "cuda":
+            cur = torch.cuda.current_device()
+            return (self.noise.device.index or cur) == (device.index if device.index is not None else cur)
+        return True
 
     def configure_optimizers(self, train_config: Any) -> dict[str, torch.optim.Optimizer]:
         """One Adam over all parameters (disentanglement_lib: lr 1e-4, betas (0.9, 0.999), eps 1e-8)."""
