@@ -48,13 +48,14 @@ def plain_loop(dataset, steps: int, device: str, batch: int = 64, beta: float = 
         opt.step()
         loss.item()
 
+    sync = torch.cuda.synchronize if str(device).startswith("cuda") else (lambda: None)
     for _ in range(20):
         step()
-    torch.cuda.synchronize()
+    sync()
     t0 = time.perf_counter()
     for _ in range(steps):
         step()
-    torch.cuda.synchronize()
+    sync()
     return batch * steps / (time.perf_counter() - t0)
 
 
@@ -71,7 +72,8 @@ def crlkit_loop(steps: int, device: str) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=12.0, help="target length of each timed run")
-    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--device", default="cuda", help="cuda (default), or cpu for a dry run")
+    ap.add_argument("--calibration-steps", type=int, default=100)
     args = ap.parse_args()
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print(json.dumps({"error": "CUDA is not available"}))
@@ -81,10 +83,10 @@ def main() -> None:
     t_start = time.perf_counter()
     ds = make_dataset("dsprites")
     # calibrate (also warms up cuDNN and the device-side sprite table)
-    crlkit_cal = crlkit_loop(100, args.device)
-    plain_cal = plain_loop(ds, 100, args.device)
-    n_crlkit = max(200, int(crlkit_cal * args.seconds / 64))
-    n_plain = max(200, int(plain_cal * args.seconds / 64))
+    crlkit_cal = crlkit_loop(args.calibration_steps, args.device)
+    plain_cal = plain_loop(ds, args.calibration_steps, args.device)
+    n_crlkit = max(2 * args.calibration_steps, int(crlkit_cal * args.seconds / 64))
+    n_plain = max(2 * args.calibration_steps, int(plain_cal * args.seconds / 64))
     ours = crlkit_loop(n_crlkit, args.device)
     plain = plain_loop(ds, n_plain, args.device)
     out = {
