@@ -37,7 +37,7 @@ class ShortcutConfig:
     rho: float = 0.95           # mean P(background matches animal) over the training environments
     env_spread: float = 0.04    # the two training environments have rho + spread and rho - spread (clipped)
     eta: float = 0.0            # label noise (train and test)
-    shape_noise: float = 0.2    # share of training animals drawn with the other class's silhouette
+    shape_noise: float = 0.1    # share of training animals drawn with the other class's silhouette
     contrast: float = 0.8       # animal colour contrast (lower = harder animal cue)
     animal_scale: float = 1.3   # animal size multiplier (lower = harder animal cue)
     image_size: int = 32        # classifier input resolution (rendered at 64, average-pooled)

@@ -104,8 +104,9 @@ class ERM(RobustMethod):
     selection = "last step of a fixed budget"
 
     def fit(self, data, *, seed):
-        if self.config.weight_decay == 0.0:  # the same model DFR starts from: train it once
-            return data.cached(("erm", seed), lambda: train_erm(data, seed, steps=data.config.steps))
+        if self.config.weight_decay == 0.0:  # cached: a method that starts from it reuses it
+            steps = data.config.steps
+            return data.cached(("erm", seed, steps), lambda: train_erm(data, seed, steps=steps))
         return train_erm(data, seed, steps=data.config.steps, weight_decay=self.config.weight_decay)
 
 
@@ -123,7 +124,8 @@ class GroupDRO(RobustMethod):
 
     Config = GroupDROConfig
     uses = "labels + group annotations (label x background) on the training set"
-    selection = "last step of a fixed budget, strong L2"
+    selection = ("last step of a fixed budget, which acts as early stopping, with L2 (at 4,000 steps "
+                 "instead of 1,500 it overfits the small minority groups)")
 
     def fit(self, data, *, seed):
         cfg, tr = data.config, data.train
@@ -215,7 +217,8 @@ class JTT(RobustMethod):
 
     Config = JTTConfig
     uses = "labels (no group annotations for training)"
-    selection = "fixed T and upweight (the paper tunes them on group-labelled validation data)"
+    selection = ("fixed T, upweight and budget (the paper tunes them on group-labelled validation data; "
+                 "like GroupDRO it overfits the upsampled errors when trained much longer)")
 
     def fit(self, data, *, seed):
         cfg, tr = data.config, data.train
@@ -238,20 +241,29 @@ def _fit_logistic(z: np.ndarray, y: np.ndarray, C: float, seed: int):
 
 @dataclasses.dataclass(frozen=True)
 class DFRConfig:
-    C: float = 1.0  # inverse L2 strength of the last-layer logistic regression
+    C: float = 1.0                    # inverse L2 strength of the last-layer logistic regression
+    erm_steps_factor: float = 8 / 3   # ERM stage = factor x the experiment's steps (4,000 for 1,500)
 
 
 @register_method("dfr")
 class DFR(RobustMethod):
     """Deep Feature Reweighting (Kirichenko et al. 2023): train ERM, then refit only the last
-    layer (logistic regression on standardised features) on a small group-balanced held-out set."""
+    layer (logistic regression on standardised features) on a small group-balanced held-out set.
+
+    DFR needs an ERM model whose features encode the animal. ERM learns the background within a
+    few hundred steps and the animal's features only slowly after it (the animal adds log-odds
+    but never outweighs the background), so DFR's ERM stage trains ``erm_steps_factor`` times
+    longer than the other methods: measured on 5 seeds, a 1,500-step ERM left one seed with no
+    usable animal features (worst-group 0.43), a 4,000-step one gave 0.94-0.99 on all five. The
+    longer ERM is still a pure shortcut model (worst-group <= 0.12, flip rate >= 0.75)."""
 
     Config = DFRConfig
     uses = "labels + a small group-balanced held-out set with group annotations"
-    selection = "ERM at the fixed budget; last layer fitted on the held-out set"
+    selection = "ERM at a fixed budget (erm_steps_factor x steps); last layer fitted on the held-out set"
 
     def fit(self, data, *, seed):
-        model = data.cached(("erm", seed), lambda: train_erm(data, seed, steps=data.config.steps))
+        steps = max(1, round(self.config.erm_steps_factor * data.config.steps))
+        model = data.cached(("erm", seed, steps), lambda: train_erm(data, seed, steps=steps))
         z = extract_features(model.features, data.heldout.x)
         mean, std, coef, b = _fit_logistic(z, data.heldout.y.cpu().numpy(), self.config.C, seed)
         return LinearOnFeatures(model.features, mean, std, coef, b).to(data.train.x.device)
