@@ -63,15 +63,16 @@ def make_setting(method: str, *, latents: int | None = None, segments: int | Non
     method         latents segments layers steps lr    data
     ============== ======= ======== ====== ===== ===== ======================================
     ivae           5       40       3      6000  1e-2  N(0, s²) per segment, s ~ U(0.5, 3);
-                                                       mixing slope 0.1 (iVAE paper)
+                                                       mixing slope 0.1 (iVAE paper); cosine lr
     vae, beta_vae  as ivae (i.i.d. samples of the same data; lr 1e-3)
-    contrastive    10      -        3      6000  1e-3  uniform box; Laplace (or Gaussian)
-                                                       pairs, sigma 0.05 (cl-ica); batch 512
+    contrastive    10      -        3      3000  1e-3  uniform box; Laplace (or Gaussian)
+                                                       pairs, sigma 0.2 (cl-ica: 0.05, which
+                                                       learns ~3x slower here); batch 512
     content_style  10      -        3      3000  1e-3  N(0, I), content = first d // 2,
                                                        each style changes w.p. 0.75; batch 256
-    interventional 5       -        2      4000  1e-3  linear-Gaussian SCM on an ER graph,
-                                                       perfect single-node interventions;
-                                                       batch 512
+    interventional 5       -        2      1200  1e-3  linear-Gaussian SCM on an ER graph
+                                                       (standardised), perfect single-node
+                                                       interventions; batch 256
     ============== ======= ======== ====== ===== ===== ======================================
     """
     if method not in METHODS:
@@ -84,11 +85,11 @@ def make_setting(method: str, *, latents: int | None = None, segments: int | Non
         defaults = dict(latents=5, segments=40, mixing_layers=3, steps=6000, batch_size=64,
                         lr=1e-2 if method == "ivae" else 1e-3)
     elif kind == "pairs":
-        defaults = dict(latents=10, segments=0, mixing_layers=3, steps=6000, batch_size=512, lr=1e-3)
+        defaults = dict(latents=10, segments=0, mixing_layers=3, steps=3000, batch_size=512, lr=1e-3)
     elif kind == "views":
         defaults = dict(latents=10, segments=0, mixing_layers=3, steps=3000, batch_size=256, lr=1e-3)
     else:
-        defaults = dict(latents=5, segments=0, mixing_layers=2, steps=4000, batch_size=512, lr=1e-3)
+        defaults = dict(latents=5, segments=0, mixing_layers=2, steps=1200, batch_size=256, lr=1e-3)
     given = dict(latents=latents, segments=segments, mixing_layers=mixing_layers, steps=steps,
                  batch_size=batch_size, lr=lr)
     s = {k: (v if given[k] is None else given[k]) for k, v in defaults.items()}
@@ -112,7 +113,7 @@ def make_setting(method: str, *, latents: int | None = None, segments: int | Non
             model.update(reconstruction="l2")
     elif kind == "pairs":
         data.update(noise="uniform", noise_scale=1.0 / (2.0 * np.sqrt(3.0)))
-        sampler.update(conditional=conditional, sigma=0.05)
+        sampler.update(conditional=conditional, sigma=0.2)
         model.update(p=1.0 if conditional == "laplace" else 2.0, lr_decay_steps=int(s["steps"]))
     elif kind == "views":
         content = d // 2
@@ -121,7 +122,7 @@ def make_setting(method: str, *, latents: int | None = None, segments: int | Non
     else:
         data.update(graph="er", expected_degree=2.0, mechanism="linear", standardize=True)
         sampler.update(intervention="perfect")
-        model.update(lr_decay_steps=int(s["steps"]))
+        model.update(hidden=128, depth=3, lr_decay_steps=int(s["steps"]))
     data.update(data_options or {})
     model.update(model_options or {})
     data["seed"] = int(seed)

@@ -159,7 +159,19 @@ def pairwise_distance(a: torch.Tensor, b: torch.Tensor, p: float) -> torch.Tenso
     return (diff.abs() + 1e-12).pow(p).sum(-1)
 
 
-def info_nce(h1: torch.Tensor, h2: torch.Tensor, *, p: float = 1.0, tau: float = 1.0) -> torch.Tensor:
+def one_change_distance(a: torch.Tensor, b: torch.Tensor, tau: float) -> torch.Tensor:
+    """``D[i, j] = ||d||_1 - tau * log sum_k exp(|d_k| / tau)`` with ``d = a_i - b_j``: the L1
+    distance with (softly) the largest coordinate left out.
+
+    ``exp(-D / tau)`` is a mixture over k of Laplace kernels on all coordinates but k, the
+    log-density of a pair that shares every coordinate except one unknown one.
+    """
+    diff = (a.unsqueeze(1) - b.unsqueeze(0)).abs()  # (B, B, d)
+    return diff.sum(-1) - tau * torch.logsumexp(diff / tau, dim=-1)
+
+
+def info_nce(h1: torch.Tensor, h2: torch.Tensor, *, p: float = 1.0, tau: float = 1.0,
+             distance=None) -> torch.Tensor:
     """Symmetric InfoNCE with similarity ``-||h1_i - h2_j||_p^p / tau``.
 
     ``L = mean_i [ -s_ii + log sum_j exp s_ij ]`` averaged over both directions
@@ -168,9 +180,10 @@ def info_nce(h1: torch.Tensor, h2: torch.Tensor, *, p: float = 1.0, tau: float =
     conditional p(z~|z) (L1 for a Laplace, squared L2 for a Gaussian conditional) the
     minimiser inverts the mixing up to the isometries of that similarity: signed
     permutations for L1 (the axes are identified), orthogonal maps for L2 (only linear
-    identifiability).
+    identifiability). ``distance(h1, h2) -> (B, B)`` replaces the Lp distance when given.
     """
-    logits = -pairwise_distance(h1, h2, p) / tau  # (B, B), positives on the diagonal
+    dist = pairwise_distance(h1, h2, p) if distance is None else distance(h1, h2)
+    logits = -dist / tau  # (B, B), positives on the diagonal
     target = torch.arange(h1.shape[0], device=h1.device)
     ce = nn.functional.cross_entropy
     return 0.5 * (ce(logits, target) + ce(logits.T, target))
@@ -404,10 +417,11 @@ class InterventionalConfig:
     hidden: int = 256             # hidden units of the encoder MLP
     depth: int = 4                # hidden layers of the encoder MLP
     slope: float = 0.2            # leaky-ReLU slope of the encoder
-    tau: float = 1.0              # temperature of the InfoNCE logits (L1 similarity)
+    tau: float = 1.0              # temperature of the InfoNCE logits and of the soft "largest change"
     whiten: bool = True           # whiten x (statistics fitted on data) before encoding
     alpha: float = 0.01           # significance level of PC's conditional-independence tests
     indep_test: str = "fisherz"   # causal-learn CI test for PC on the learned variables
+    min_effect: float = 0.1       # smallest standardised direct effect for a PC edge to be kept
     lr_decay_steps: int = 0       # cosine decay of the learning rate to 0 over this many steps (0: constant)
 
 
@@ -423,7 +437,8 @@ class Interventional(Contrastive):
     and ``e(z~)_k = z~_k - f_k(z_pa(k))``.
 
     **Stage 1 (this module's training).** An encoder ``h: x -> R^n`` trained by InfoNCE with
-    an L1 similarity (sparse, axis-aligned changes between the pair) recovers the independent
+    the similarity of a pair that shares all coordinates but one (:func:`one_change_distance`:
+    L1 over all coordinates except, softly, the one that changed most) recovers the independent
     noise encoding ``e`` up to permutation and per-coordinate maps.
 
     **Stage 2 (:meth:`infer_graph`, after training).** For pairs whose code changed along
@@ -460,7 +475,8 @@ class Interventional(Contrastive):
         x2 = _get(batch, self.pair_keys, "interventional")
         self.whitening.update(torch.cat([x, x2]))
         h1, h2 = self.encode(x), self.encode(x2)
-        loss = info_nce(h1, h2, p=1.0, tau=self.config.tau)
+        tau = self.config.tau
+        loss = info_nce(h1, h2, tau=tau, distance=lambda a, b: one_change_distance(a, b, tau))
         with torch.no_grad():
             d = (h1 - h2).abs()
             # share of the change carried by the largest coordinate: 1 = a single-node change
@@ -474,7 +490,8 @@ class Interventional(Contrastive):
 
         Returns ``{"z": (N, n) recovered causal variables for x, "noise": (N, n) codes h(x),
         "targets": (N,) inferred intervened coordinate per pair, "weights": (n, n) with
-        weights[i, k] = |coefficient of noise i in z_k|}``.
+        weights[i, k] = |coefficient of noise i in z_k|, "direct": (n, n) standardised direct
+        effects (linear reading: z = e (I + C) = z A + e, so A = I - (I + C)^{-1})}``.
         """
         from sklearn.linear_model import LinearRegression
 
@@ -485,30 +502,39 @@ class Interventional(Contrastive):
         e2 = self.encode(torch.as_tensor(np.asarray(x_int), dtype=torch.float32, device=dev)).cpu().double().numpy()
         self.train(was_training)
         n = e.shape[1]
-        scale = e.std(0) + 1e-12
-        e_s, e2_s = e / scale, e2 / scale  # comparable units across coordinates
+        e_s, e2_s = (e - e.mean(0)) / (e.std(0) + 1e-12), (e2 - e.mean(0)) / (e.std(0) + 1e-12)
         targets = np.abs(e2_s - e_s).argmax(1)
-        z = np.empty_like(e_s)
-        weights = np.zeros((n, n))
+        c = np.zeros((n, n))  # c[i, k]: coefficient of noise i in z_k - e_k
         for k in range(n):
             sel = targets == k
             if sel.sum() < n + 2:
-                z[:, k] = e_s[:, k]  # never intervened on: treat as a root
-                continue
+                continue  # never intervened on: treated as a root
             reg = LinearRegression().fit(e_s[sel], e2_s[sel, k])
-            coef = reg.coef_.copy()
-            # z_k = e_k + f_k(pa) and E[e~_k | e] = const - f_k(pa): remove e_k's own part
-            coef[k] = 0.0
-            z[:, k] = e_s[:, k] - e_s @ coef
-            weights[:, k] = np.abs(coef)
-        return {"z": z, "noise": e, "targets": targets, "weights": weights}
+            # z_k = e_k + f_k(pa) and E[e~_k | e] = const - f_k(pa): minus the fit, without e_k itself
+            c[:, k] = -reg.coef_
+            c[k, k] = 0.0
+        order = _causal_order(np.abs(c))
+        rank = np.empty(n, dtype=int)
+        rank[order] = np.arange(n)
+        c_dag = np.where(rank[:, None] < rank[None, :], c, 0.0)  # only ancestors' noise enters
+        z = e_s @ (np.eye(n) + c_dag)  # (N, n)
+        a = np.eye(n) - np.linalg.inv(np.eye(n) + c_dag)  # direct effects in these units
+        sd = z.std(0) + 1e-12
+        direct = a * sd[:, None] / sd[None, :]  # standardised: effect of a 1-sd change of z_i on z_j in sd
+        np.fill_diagonal(direct, 0.0)
+        return {"z": z, "noise": e, "targets": targets, "weights": np.abs(c), "direct": direct, "order": order}
 
     def infer_graph(self, x, x_int) -> dict[str, Any]:
         """PC (causal-learn) on the stage-2 causal variables, oriented by the noise weights.
 
+        The causal order comes from the noise weights (ancestors' noise enters descendants);
+        an edge of PC's skeleton is kept, oriented along that order, when its standardised
+        direct effect (see :meth:`causal_variables`) is at least ``config.min_effect``.
+
         Returns ``{"graph": (n, n) int adjacency, graph[i, j] = 1 iff i -> j in the learned
         coordinates, "z": recovered variables, "targets": inferred intervention targets,
-        "skeleton": (n, n) symmetric PC skeleton}``.
+        "skeleton": (n, n) symmetric PC skeleton, "noise": the codes h(x), "weights",
+        "direct": see :meth:`causal_variables`}``.
         """
         from causallearn.search.ConstraintBased.PC import pc
 
@@ -521,13 +547,19 @@ class Interventional(Contrastive):
         g = np.asarray(cg.G.graph)
         skeleton = ((g != 0) | (g.T != 0)).astype(int)
         np.fill_diagonal(skeleton, 0)
-        w = cv["weights"]
-        adj = np.zeros((n, n), dtype=int)
-        for i in range(n):
-            for j in range(i + 1, n):
-                if skeleton[i, j]:
-                    if w[i, j] >= w[j, i]:
-                        adj[i, j] = 1
-                    else:
-                        adj[j, i] = 1
-        return {"graph": adj, "skeleton": skeleton, "z": z, "targets": cv["targets"]}
+        direct = np.abs(cv["direct"])  # non-zero only from earlier to later in the causal order
+        adj = ((skeleton == 1) & (direct >= self.config.min_effect)).astype(int)
+        return {"graph": adj, "skeleton": skeleton, **cv}
+
+
+def _causal_order(w: np.ndarray) -> np.ndarray:
+    """Greedy topological order from ``w[i, k]`` = how much node i's noise enters node k:
+    repeatedly take the remaining node whose incoming weight from the remaining nodes is least."""
+    left = list(range(w.shape[0]))
+    order = []
+    while left:
+        incoming = [w[left, k].sum() - w[k, k] for k in left]
+        k = left[int(np.argmin(incoming))]
+        order.append(k)
+        left.remove(k)
+    return np.array(order)

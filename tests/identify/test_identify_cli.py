@@ -1,0 +1,58 @@
+"""``crlkit identify``: results.json with the documented keys, the comparison table, errors."""
+
+import json
+
+import pytest
+
+from crlkit.cli import main
+from crlkit.errors import CrlkitError
+from crlkit.identify import make_setting
+
+
+def test_identify_writes_results_json(tmp_path):
+    out = tmp_path / "ivae"
+    rc = main(["identify", "--method", "ivae", "--latents", "3", "--segments", "7", "--mixing-layers", "1",
+               "--steps", "30", "--eval-samples", "300", "--seed", "1", "--out", str(out)])
+    assert rc == 0
+    res = json.loads((out / "results.json").read_text())
+    for key in ("method", "mcc", "r2_linear", "r2_nonlinear", "baseline_mcc"):
+        assert key in res
+    assert res["method"] == "ivae" and res["latents"] == 3 and res["segments"] == 7
+    assert 0.0 <= res["mcc"] <= 1.0 and 0.5 < res["baseline_mcc"] < 1.0
+    assert (out / "model" / "checkpoint.pt").exists()  # trained through the shared trainer
+
+
+def test_content_style_and_interventional_add_their_keys(tmp_path):
+    rc = main(["identify", "--method", "content_style", "--latents", "4", "--mixing-layers", "1", "--steps", "20",
+               "--eval-samples", "300", "--out", str(tmp_path / "cs")])
+    assert rc == 0
+    res = json.loads((tmp_path / "cs" / "results.json").read_text())
+    assert {"r2_content", "r2_style"} <= set(res)
+    rc = main(["identify", "--method", "interventional", "--latents", "3", "--mixing-layers", "1", "--steps", "20",
+               "--batch-size", "64", "--eval-samples", "300", "--out", str(tmp_path / "int")])
+    assert rc == 0
+    res = json.loads((tmp_path / "int" / "results.json").read_text())
+    assert isinstance(res["shd"], int) and len(res["graph"]) == 3 and len(res["true_graph"]) == 3
+
+
+def test_user_errors_print_without_traceback(tmp_path, capsys):
+    assert main(["identify", "--method", "ivea", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown method 'ivea'" in err and "ivae" in err and "Traceback" not in err
+    assert main(["identify", "--out", str(tmp_path)]) == 2
+    assert "--method is required" in capsys.readouterr().err
+    assert main(["identify", "--method", "ivae", "--compare", "--out", str(tmp_path)]) == 2
+    assert main(["identify", "--method", "contrastive", "--conditional", "cauchy", "--out", str(tmp_path)]) == 2
+    assert "conditional" in capsys.readouterr().err
+    assert not (tmp_path / "results.json").exists()
+
+
+def test_setting_validation():
+    with pytest.raises(CrlkitError, match="segments"):
+        make_setting("ivae", segments=0)
+    with pytest.raises(CrlkitError, match="latents"):
+        make_setting("contrastive", latents=1)
+    s = make_setting("content_style", latents=8)
+    assert s.sampler["content"] == 4 and s.model["num_latents"] == 4
+    s = make_setting("contrastive", conditional="gaussian")
+    assert s.model["p"] == 2.0 and s.sampler["conditional"] == "gaussian"
