@@ -35,6 +35,7 @@ def register(sub) -> None:
     p.add_argument("--dci-bins", default="exact",
                    help="thresholds searched by DCI's boosted trees: 'exact' (default: every threshold, the same "
                         "model as scikit-learn's) or an integer number of quantile bins (faster, approximate)")
+    p.add_argument("--jobs", type=int, default=1, help="threads for DCI's tree search (default 1)")
     p.add_argument("--device", default="cpu", help="device to encode on (default cpu)")
     p.add_argument("--out", required=True, help="output JSON file, e.g. RUN_DIR/metrics.json")
     p.set_defaults(func=run)
@@ -67,7 +68,8 @@ def run(args) -> int:
     timings: dict = {}
     t0 = time.perf_counter()
     scores = evaluate(model, dataset, args.metrics, seed=args.seed, n_train=args.n_train, n_test=args.n_test,
-                      mode=args.mode, dci_max_bins=bins, timings=timings, device=args.device)
+                      mode=args.mode, dci_max_bins=bins, timings=timings, device=args.device,
+                      n_jobs=args.jobs)
     atomic_write_text(args.out, json.dumps(scores, indent=2, sort_keys=True) + "\n")
     width = max(len(k) for k in scores)
     for k in sorted(scores):

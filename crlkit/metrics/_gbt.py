@@ -216,7 +216,8 @@ def _grow_stage(x: np.ndarray, bin_matrix, root_counts: np.ndarray, lo: np.ndarr
 
 
 def _grow_stage_exact(x: np.ndarray, order: np.ndarray, xs: np.ndarray, grad: np.ndarray, max_depth: int,
-                      importance: np.ndarray, rng: np.random.Generator, chunk_elems: int = 1 << 22):
+                      importance: np.ndarray, rng: np.random.Generator, chunk_elems: int = 1 << 22,
+                      pool=None, n_chunks: int = 1):
     """As :func:`_grow_stage`, searching every threshold between consecutive distinct values
     of each node's samples, as scikit-learn's ``BestSplitter`` does.
 
@@ -234,12 +235,17 @@ def _grow_stage_exact(x: np.ndarray, order: np.ndarray, xs: np.ndarray, grad: np
     levels = []
     grad_t = np.ascontiguousarray(grad.T)                                     # (T, n)
     xt = np.ascontiguousarray(x.T)                                            # (p, n)
+    # value-group id of each sample per feature (values closer than FEATURE_THRESHOLD share
+    # one): a threshold may only fall between samples of different groups
+    grp = np.empty((p, n), dtype=np.int32)
+    for f in range(p):
+        new_group = np.concatenate([[0], np.diff(xs[f]) > _FEATURE_THRESHOLD]).astype(np.int32)
+        grp[f, order[:, f]] = np.cumsum(new_group)
     grad2 = grad * grad
     x_flat = x.ravel()
     row_base = np.arange(n)[:, None] * p
     positions = np.arange(n)
-    flat_pos = np.arange(t_cols * n)[None, :]
-    f_chunk = max(1, min(p, chunk_elems // max(1, t_cols * n)))
+    f_chunk = max(1, min(-(-p // n_chunks), chunk_elems // max(1, t_cols * n)))
     for level in range(max_depth):
         m = 2 ** level
         tn = cols[None, :] * m + node                                         # (n, T)
@@ -256,6 +262,7 @@ def _grow_stage_exact(x: np.ndarray, order: np.ndarray, xs: np.ndarray, grad: np
         s_seg = np.take_along_axis(tot, seg, axis=1)
         last = n_left == n_seg
         inv_left = 1.0 / n_left
+        last_penalty = np.where(last, -np.inf, 0.0)
         with np.errstate(divide="ignore"):
             inv_right = np.where(last, 0.0, 1.0 / (n_seg - n_left))
         const = tot * tot / np.maximum(cnt, 1)                                # (T, M) S^2/N per node
@@ -270,8 +277,7 @@ def _grow_stage_exact(x: np.ndarray, order: np.ndarray, xs: np.ndarray, grad: np
         node8 = node.T.astype(np.int8 if m <= 127 else np.int16)              # (T, n)
         feat_gain = np.full((p, t_cols, m), -np.inf)
         feat_thr = np.zeros((p, t_cols, m))
-        for f0 in range(0, p, f_chunk):
-            fs = np.arange(f0, min(p, f0 + f_chunk))
+        def scan(fs):
             nf = len(fs)
             o = order[:, fs].T                                                # (F, n) sample at each rank
             if m == 1:
@@ -280,7 +286,7 @@ def _grow_stage_exact(x: np.ndarray, order: np.ndarray, xs: np.ndarray, grad: np
                 perm = np.argsort(np.swapaxes(node8[:, o], 0, 1), axis=2, kind="stable")  # radix sort by node
                 so = o[np.arange(nf)[:, None, None], perm]                   # (F, T, n) sample ids
             g = np.take(grad_t, so + (cols * n)[None, :, None])               # node-sorted gradients
-            xp = np.take(xt, so + (fs * n)[:, None, None])                    # node-sorted values
+            gp = np.take(grp, so + (fs * n)[:, None, None])                   # node-sorted value groups
             if m > 1:
                 # within-segment prefix sums: restart the running sum at each node's first sample
                 np.subtract.at(g, (slice(None), reset_t, reset_pos), reset_val)
@@ -291,10 +297,8 @@ def _grow_stage_exact(x: np.ndarray, order: np.ndarray, xs: np.ndarray, grad: np
             s_left *= s_left
             s_left *= inv_right
             gain += s_left
-            valid = np.broadcast_to(~last, xp.shape).copy()
-            valid[..., :-1] &= xp[..., 1:] > xp[..., :-1] + _FEATURE_THRESHOLD
-            valid[..., -1] = False
-            gain[~valid] = -np.inf
+            gain += last_penalty                                              # -inf: no sample right
+            gain[..., :-1][gp[..., 1:] == gp[..., :-1]] = -np.inf             # no gap between values
             gflat = gain.reshape(nf, -1)                                      # (F, T*n)
             if m == 1:  # one segment per tree: plain argmax (first maximum, as sklearn)
                 first = gain.argmax(axis=2) + (cols * n)[None, :]
@@ -302,16 +306,24 @@ def _grow_stage_exact(x: np.ndarray, order: np.ndarray, xs: np.ndarray, grad: np
             else:
                 segmax = np.maximum.reduceat(gflat, seg_first, axis=1)        # (F, T*M)
                 segmax[:, (cnt == 0).ravel()] = -np.inf
-                hit = np.where(gflat == np.repeat(segmax, cnt.ravel(), axis=1), flat_pos, t_cols * n)
-                first = np.minimum.reduceat(hit, seg_first, axis=1)           # flat position of the best
+                # first position of each segment's maximum (sklearn keeps the first best threshold)
+                hits = np.flatnonzero(gflat == np.repeat(segmax, cnt.ravel(), axis=1))
+                starts = (np.arange(nf)[:, None] * (t_cols * n) + seg_first[None, :]).ravel()
+                k = np.minimum(np.searchsorted(hits, starts), len(hits) - 1)
+                first = (hits[k] if len(hits) else starts).reshape(nf, -1) - np.arange(nf)[:, None] * (t_cols * n)
             first = np.minimum(first, t_cols * n - 2)
-            xflat = xp.reshape(nf, -1)
-            lo = np.take_along_axis(xflat, first, axis=1)
-            hi = np.take_along_axis(xflat, first + 1, axis=1)
+            so_flat = so.reshape(nf, -1)
+            lo = np.take(xt, np.take_along_axis(so_flat, first, axis=1) + fs[:, None] * n)
+            hi = np.take(xt, np.take_along_axis(so_flat, first + 1, axis=1) + fs[:, None] * n)
             thr = lo / 2.0 + hi / 2.0
             thr = np.where((thr == hi) | ~np.isfinite(thr), lo, thr)          # scikit-learn's guard
-            feat_gain[fs] = segmax.reshape(nf, t_cols, m) - const[None]
-            feat_thr[fs] = thr.reshape(nf, t_cols, m)
+            return fs, segmax.reshape(nf, t_cols, m) - const[None], thr.reshape(nf, t_cols, m)
+
+        chunks = [np.arange(f0, min(p, f0 + f_chunk)) for f0 in range(0, p, f_chunk)]
+        results = pool.map(scan, chunks) if pool is not None else map(scan, chunks)
+        for fs, fg, ft in results:
+            feat_gain[fs] = fg
+            feat_thr[fs] = ft
         best_gain = feat_gain.max(axis=0)                                     # (T, M)
         tied = feat_gain >= best_gain[None] - 1e-12 * np.maximum(1.0, np.abs(best_gain[None]))
         best_feat = np.where(tied, rng.random(tied.shape), -1.0).argmax(axis=0)
@@ -344,7 +356,8 @@ def _route(x: np.ndarray, levels) -> np.ndarray:
 
 def boosted_tree_importances(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
                              y_test: np.ndarray, *, n_estimators: int = 100, max_depth: int = 3,
-                             learning_rate: float = 0.1, max_bins: int | None = None, seed=0):
+                             learning_rate: float = 0.1, max_bins: int | None = None, seed=0,
+                             n_jobs: int = 1):
     """Fit one gradient-boosted classifier per factor (scikit-learn defaults) on all factors
     at once.
 
@@ -363,6 +376,11 @@ def boosted_tree_importances(x_train: np.ndarray, y_train: np.ndarray, x_test: n
     target = groups.targets(codes_train)
     rng = np.random.default_rng(seed)                                         # tie-breaking only
     exact = max_bins is None
+    pool = None
+    if n_jobs > 1:  # NumPy releases the GIL in the array kernels: latents are scanned in threads
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(n_jobs)
     if exact:
         order = np.argsort(x_train, axis=0, kind="stable")
         xs = np.ascontiguousarray(np.take_along_axis(x_train, order, axis=0).T)
@@ -383,7 +401,8 @@ def boosted_tree_importances(x_train: np.ndarray, y_train: np.ndarray, x_test: n
         prob = groups.proba(raw)
         grad = target - prob                                                  # negative gradient
         if exact:
-            leaf, levels = _grow_stage_exact(x_train, order, xs, grad, max_depth, importance, rng)
+            leaf, levels = _grow_stage_exact(x_train, order, xs, grad, max_depth, importance, rng,
+                                             pool=pool, n_chunks=n_jobs)
         else:
             leaf, levels = _grow_stage(x_train, bin_matrix, root_counts, lo, hi, grad, max_depth, importance, rng)
         idx = (flat_base + leaf).ravel()

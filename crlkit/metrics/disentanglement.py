@@ -84,7 +84,7 @@ def _entropy_weighted_score(importance: np.ndarray, axis: int) -> float:
 
 
 def dci_importance_matrix(codes, factors, codes_test, factors_test, *, backend: str = "numpy",
-                          max_bins: int | None = None, seed=0):
+                          max_bins: int | None = None, seed=0, n_jobs: int = 1):
     """Importance matrix ``R`` (n_latents, n_factors) of gradient-boosted trees, with the
     per-factor train and test accuracies.
 
@@ -96,14 +96,16 @@ def dci_importance_matrix(codes, factors, codes_test, factors_test, *, backend: 
     up to floating-point order; exact ties between latents are broken at random, seeded by
     ``seed``, as scikit-learn's random feature order does); an integer restricts thresholds to
     that many quantile bins per latent (faster, but it shifts D and C by up to ~0.03 on
-    noisy, over-fitted codes; see bench/RESULTS_metrics.md).
+    noisy, over-fitted codes; see bench/RESULTS_metrics.md). ``n_jobs`` threads scan the
+    latents in parallel (exact mode; results are identical for any ``n_jobs``).
     """
     c, f, ct, ft = _train_test(codes, factors, codes_test, factors_test)
     choice("backend", backend, DCI_BACKENDS)
     if max_bins is not None:
         max_bins = positive_int("max_bins", max_bins, minimum=2)
     if backend == "numpy":
-        return boosted_tree_importances(c, f, ct, ft, max_bins=max_bins, seed=rng_from(seed))
+        n_jobs = positive_int("n_jobs", n_jobs)
+        return boosted_tree_importances(c, f, ct, ft, max_bins=max_bins, seed=rng_from(seed), n_jobs=n_jobs)
     from sklearn.ensemble import GradientBoostingClassifier
 
     imp = np.zeros((c.shape[1], f.shape[1]))
@@ -117,7 +119,7 @@ def dci_importance_matrix(codes, factors, codes_test, factors_test, *, backend: 
 
 
 def dci_scores(codes, factors, codes_test, factors_test, *, backend: str = "numpy",
-               max_bins: int | None = None, seed=0) -> dict:
+               max_bins: int | None = None, seed=0, n_jobs: int = 1) -> dict:
     r"""Disentanglement, completeness and informativeness (Eastwood & Williams 2018), as in
     disentanglement_lib.
 
@@ -139,11 +141,11 @@ def dci_scores(codes, factors, codes_test, factors_test, *, backend: str = "nump
     Returns ``{"disentanglement", "completeness", "informativeness"}``, each in [0, 1].
     Invariant to permuting latents and, because trees split on order only, to any strictly
     monotone map of each latent (up to random tie-breaking and float32 rounding, which
-    scikit-learn's trees also apply). ``backend``, ``max_bins``, ``seed``: see
+    scikit-learn's trees also apply). ``backend``, ``max_bins``, ``seed``, ``n_jobs``: see
     :func:`dci_importance_matrix`.
     """
     imp, _, test_acc = dci_importance_matrix(codes, factors, codes_test, factors_test,
-                                             backend=backend, max_bins=max_bins, seed=seed)
+                                             backend=backend, max_bins=max_bins, seed=seed, n_jobs=n_jobs)
     return {"disentanglement": _entropy_weighted_score(imp, axis=1),
             "completeness": _entropy_weighted_score(imp, axis=0),
             "informativeness": float(np.mean(test_acc))}

@@ -142,7 +142,8 @@ class _Split:
 
 
 def _dci(s: _Split, o: dict) -> dict:
-    r = dci_scores(s.codes_train, s.factors_train, s.codes_test, s.factors_test, max_bins=o["dci_max_bins"], seed=o["seed"])
+    r = dci_scores(s.codes_train, s.factors_train, s.codes_test, s.factors_test, max_bins=o["dci_max_bins"], seed=o["seed"],
+                   n_jobs=o.get("n_jobs", 1))
     return {f"dci_{k}": v for k, v in r.items()}
 
 
@@ -173,7 +174,7 @@ DEFAULT_METRICS = ("mig", "dci", "sap", "modularity_explicitness", "irs", "unsup
 
 def evaluate(model_or_fn, dataset, metrics: Sequence[str] = DEFAULT_METRICS, *, seed=0, n_train: int = 10000,
              n_test: int = 5000, mode: str = "mean", batch_size: int = 256, dci_max_bins: int | None = None,
-             timings: dict | None = None, device=None) -> dict:
+             timings: dict | None = None, device=None, n_jobs: int = 1) -> dict:
     """Score a representation on a dataset with a suite of metrics.
 
     Parameters
@@ -195,6 +196,8 @@ def evaluate(model_or_fn, dataset, metrics: Sequence[str] = DEFAULT_METRICS, *, 
         Threshold bins of DCI's boosted trees (see :func:`crlkit.metrics.dci_scores`).
     timings : dict, optional
         Filled with seconds per metric (and ``"encode"``).
+    n_jobs : int
+        Threads for DCI's tree search (results do not depend on it).
 
     Returns
     -------
@@ -214,7 +217,7 @@ def evaluate(model_or_fn, dataset, metrics: Sequence[str] = DEFAULT_METRICS, *, 
     choice("mode", mode, REPRESENTATION_MODES)
     rng = rng_from(seed)
     timings = {} if timings is None else timings
-    options = {"n_train": n_train, "n_test": n_test, "dci_max_bins": dci_max_bins,
+    options = {"n_train": n_train, "n_test": n_test, "dci_max_bins": dci_max_bins, "n_jobs": n_jobs,
                "seed": int(rng.integers(2**31))}
     rep = GridCache(model_or_fn, dataset, mode=mode, seed=rng, batch_size=batch_size, device=device)
     results: dict[str, float] = {}

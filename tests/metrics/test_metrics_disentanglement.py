@@ -154,3 +154,10 @@ def test_irs(data):
 def test_bad_input(call, match):
     with pytest.raises(CrlkitError, match=match):
         call()
+
+
+def test_dci_threads_give_identical_results():
+    f, ft = factors(300, 4), factors(200, 5)
+    codes = np.column_stack([f + 0.5 * noise(300, 3, seed=6), noise(300, 2, seed=1)])
+    codes_t = np.column_stack([ft + 0.5 * noise(200, 3, seed=7), noise(200, 2, seed=2)])
+    assert dci_scores(codes, f, codes_t, ft, n_jobs=2) == dci_scores(codes, f, codes_t, ft, n_jobs=1)
