@@ -7,7 +7,7 @@ thread each, and writes ``OUT/grid.csv`` and ``OUT/grid.md``.
     .venv/bin/python bench/bench_identify.py --grid default --jobs 1 --out runs/bench_identify
     .venv/bin/python bench/bench_identify.py --grid quick --out runs/bench_identify_quick
 
-Grids: ``default`` (several seeds, latent and segment counts per method: the table recorded
+Grids: ``cpu`` (the subset recorded in bench/RESULTS_identify.md), ``default`` (several seeds, latent and segment counts per method: the table recorded
 in bench/RESULTS_identify.md), ``quick`` (one small run per method), ``tune-ivae`` and
 ``tune-contrastive`` (the hyperparameter sweeps behind the chosen defaults).
 """
@@ -35,6 +35,31 @@ def _grid(name: str) -> list[dict]:
             dict(label="content_style", method="content_style", latents=6, mixing_layers=2, steps=1500),
             dict(label="interventional", method="interventional", latents=5, steps=2000),
         ]
+    if name == "cpu":  # what a shared 2-core CPU affords in ~40 minutes (recorded in RESULTS_identify.md)
+        for m in ("ivae", "vae"):
+            g.append(dict(label=f"{m} linear n5 M40", method=m, latents=5, segments=40, mixing_layers=1,
+                          steps=3000))
+            g.append(dict(label=f"{m} 2-layer n4 M30", method=m, latents=4, segments=30, mixing_layers=2,
+                          steps=8000))
+            g.append(dict(label=f"{m} 3-layer n5 M40", method=m, latents=5, segments=40, mixing_layers=3,
+                          steps=8000))
+        g.append(dict(label="ivae linear n3 M10 seed1", method="ivae", latents=3, segments=10, mixing_layers=1,
+                      steps=2000, seed=1))
+        g.append(dict(label="ivae 2-layer n4 M30 seed1", method="ivae", latents=4, segments=30, mixing_layers=2,
+                      steps=8000, seed=1))
+        g.append(dict(label="contrastive laplace n10 L3", method="contrastive", latents=10, mixing_layers=3,
+                      steps=3000))
+        g.append(dict(label="contrastive gaussian n6 L3", method="contrastive", latents=6, mixing_layers=3,
+                      steps=2000, conditional="gaussian"))
+        g.append(dict(label="contrastive laplace n6 L3 seed1", method="contrastive", latents=6, mixing_layers=3,
+                      steps=2000, seed=1))
+        g.append(dict(label="content_style 5+5 L3", method="content_style", latents=10, mixing_layers=3,
+                      steps=3000))
+        g.append(dict(label="content_style 3+3 L3 seed1", method="content_style", latents=6, mixing_layers=3,
+                      steps=2000, seed=1))
+        for seed, n in ((0, 5), (1, 5), (2, 4), (3, 6)):
+            g.append(dict(label=f"interventional {n} nodes L2", method="interventional", latents=n, seed=seed))
+        return g
     if name == "default":
         for seed in (0, 1):
             for m in ("ivae", "vae", "beta_vae"):
@@ -93,7 +118,7 @@ def _grid(name: str) -> list[dict]:
         g.append(dict(label="cs 5+5 L1", method="content_style", latents=10, mixing_layers=3, steps=3000,
                       model_options={"p": 1.0}))
         return g
-    raise SystemExit(f"unknown grid {name!r}; valid: default, quick, tune-ivae, tune-contrastive")
+    raise SystemExit(f"unknown grid {name!r}; valid: cpu, default, quick, tune-ivae, tune-contrastive")
 
 
 def _run_one(args: tuple[dict, str, str]) -> dict:

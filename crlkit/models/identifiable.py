@@ -196,7 +196,7 @@ def info_nce(h1: torch.Tensor, h2: torch.Tensor, *, p: float = 1.0, tau: float =
 class IVAEConfig:
     num_latents: int = 5          # n, size of z
     aux_dim: int = 40             # size of the auxiliary variable u (one-hot segments: their number)
-    hidden: int = 64              # hidden units of encoder, decoder and prior MLPs
+    hidden: int = 128             # hidden units of encoder, decoder and prior MLPs (128 beat 64 and 256 here)
     depth: int = 3                # hidden layers of encoder and decoder
     prior_depth: int = 2          # hidden layers of the prior MLP u -> (mean, log-variance)
     slope: float = 0.1            # leaky-ReLU slope of all MLPs (0.1 as in the iVAE code)
