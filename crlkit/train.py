@@ -103,24 +103,30 @@ def resolve_settings(model: str, overrides: dict[str, Any] | None = None):
     return cls, model_cfg, train_cfg, sampler_opts
 
 
+def dataset_from_options(name: str, options: dict[str, Any] | None = None) -> tuple[GroundTruthData, dict]:
+    """``make_dataset(name, **options)`` with string values (from ``--data-set key=value``)
+    coerced to the factory's option types; returns the dataset and the coerced options.
+    Unknown options raise CrlkitError naming the valid ones."""
+    from crlkit.data import DATASETS, _load_all
+    from crlkit.registry import unknown_choice
+
+    _load_all()
+    factory = DATASETS.get(str(name))
+    table = signature_fields(factory)
+    for k in options or {}:
+        if k not in table:
+            raise CrlkitError(unknown_choice(f"option for dataset {name!r}", k, table))
+    opts = coerce_options(dict(options or {}), table)
+    return make_dataset(str(name), **opts), opts
+
+
 def _resolve_dataset(dataset, data_options: dict[str, Any] | None) -> tuple[GroundTruthData, str, dict]:
     if isinstance(dataset, GroundTruthData):
         if data_options:
             raise CrlkitError("data_options apply to a dataset given by name, not to a dataset object")
         return dataset, dataset.name or type(dataset).__name__, {}
-    from crlkit.data import DATASETS, _load_all
-
-    _load_all()
-    factory = DATASETS.get(str(dataset))
-    table = signature_fields(factory)
-    opts = {}
-    for k, v in (data_options or {}).items():
-        if k not in table:
-            from crlkit.registry import unknown_choice
-
-            raise CrlkitError(unknown_choice(f"option for dataset {dataset!r}", k, table))
-        opts[k] = coerce_options({k: v}, table)[k]
-    return make_dataset(str(dataset), **opts), str(dataset), opts
+    ds, opts = dataset_from_options(str(dataset), data_options)
+    return ds, str(dataset), opts
 
 
 def _seeds(seed: int) -> dict[str, int]:
@@ -498,4 +504,4 @@ def load_dataset(path: str | os.PathLike) -> GroundTruthData:
 
 
 __all__ = ["TrainConfig", "TrainingDiverged", "train", "load_model", "load_dataset", "read_run_config",
-           "resolve_settings"]
+           "resolve_settings", "dataset_from_options"]
