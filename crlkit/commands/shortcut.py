@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import html
 import json
+import os
 from pathlib import Path
 
 from crlkit.errors import CrlkitError
@@ -127,9 +128,16 @@ def write_comparison(out: Path, rows: list[dict], *, title: str) -> None:
     bar_plot(out / "comparison.png", rows, title=title)
 
 
-def bar_plot(path: Path, rows: list[dict], *, title: str) -> None:
-    import os
+def _atomic_save(path, save) -> None:
+    """``save(tmp_path)`` then ``os.replace`` onto ``path`` (an image is never half-written)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{path.suffix}")
+    save(tmp)
+    os.replace(tmp, path)
 
+
+def bar_plot(path: Path, rows: list[dict], *, title: str) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -147,17 +155,12 @@ def bar_plot(path: Path, rows: list[dict], *, title: str) -> None:
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.12))
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.png")
-    fig.savefig(tmp, dpi=110)
+    _atomic_save(path, lambda tmp: fig.savefig(tmp, dpi=110))
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def counterfactual_grid(path: Path, *, seed: int, n: int = 8) -> None:
     """A PNG grid: rows = original, background swapped, animal swapped, foreground only, background only."""
-    import os
-
     import numpy as np
     from PIL import Image
 
@@ -176,10 +179,7 @@ def counterfactual_grid(path: Path, *, seed: int, n: int = 8) -> None:
             canvas[i * H:i * H + 64, j * H:j * H + 64] = imgs[j].transpose(1, 2, 0)
     img = Image.fromarray((canvas * 255).round().astype(np.uint8)).resize((n * H * 2, len(rows) * H * 2),
                                                                            Image.NEAREST)
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.png")
-    img.save(tmp)
-    os.replace(tmp, path)
+    _atomic_save(path, img.save)
 
 
 # The demo trains the cheap methods live, with fewer images and steps than the bench (same code

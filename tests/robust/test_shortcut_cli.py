@@ -47,3 +47,19 @@ def test_single_method_and_compare_write_their_files(tmp_path):
     assert "| dfr |" in (cmp / "comparison.md").read_text()
     assert (cmp / "comparison.png").stat().st_size > 1000
     assert json.loads((cmp / "dfr" / "results.json").read_text())["method"] == "dfr"
+
+
+def test_counterfactual_grid_image(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from crlkit.commands.shortcut import counterfactual_grid
+
+    counterfactual_grid(tmp_path / "cf.png", seed=0, n=3)
+    img = np.asarray(Image.open(tmp_path / "cf.png"))
+    assert img.shape == (5 * 66 * 2, 3 * 66 * 2, 3)
+    # row 4 (foreground only) is mostly the neutral grey; rows 1-2 (grass / sand swapped) are not
+    h = 66 * 2
+    grey = np.abs(img[3 * h:4 * h - 4].astype(int) - 128).max(axis=2) <= 1
+    assert grey.mean() > 0.8
+    assert np.abs(img[:h - 4].astype(int) - img[h:2 * h - 4].astype(int)).mean() > 20
