@@ -61,7 +61,8 @@ class LinearOnFeatures(nn.Module):
 
 # --- batch index streams (seeded torch.Generator; no global RNG) ---------------------------
 def epoch_batches(n: int, batch_size: int, gen: torch.Generator) -> Iterable[torch.Tensor]:
-    """Indices of shuffled epochs, ``batch_size`` at a time, forever."""
+    """Indices of shuffled epochs, ``batch_size`` at a time (at most ``n``), forever."""
+    batch_size = max(1, min(int(batch_size), int(n)))
     while True:
         perm = torch.randperm(n, generator=gen)
         for s in range(0, n - batch_size + 1, batch_size):
