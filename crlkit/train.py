@@ -259,6 +259,8 @@ def train(model: str, dataset: str | GroundTruthData, *, steps: int, seed: int, 
         sampler.load_state_dict(state["sampler"])
         net.noise.set_state(state["noise"].cpu())
         start = int(state["step"])
+        if start > steps:
+            raise CrlkitError(f"--resume: the checkpoint in {out} is at step {start}, past --steps {steps}")
     atomic_write_text(out / "config.json", json.dumps(config, indent=2) + "\n")
 
     log_path = out / "log.csv"

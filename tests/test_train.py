@@ -197,3 +197,17 @@ def test_demo_section_trains_and_hands_over_the_run(tmp_path):
     assert ctx.shared["dataset"] == "dsprites" and (tmp_path / "train_beta_vae" / "checkpoint.pt").exists()
     assert 'src="train_traversals.png"' in frag and (tmp_path / "train_traversals.png").stat().st_size > 1000
     assert (tmp_path / "train_loss.png").exists()
+
+
+def test_resume_after_a_crash_matches_uninterrupted_run(tmp_path):
+    opts = {"checkpoint_every": 5, "log_every": 1, "mlp_hidden": 8}
+    train("vae", ToyVectors(), steps=10, seed=2, out_dir=tmp_path / "full", overrides=opts, progress=False)
+    with pytest.raises(TrainingDiverged, match="step 8"):  # same stream until the 8th batch turns NaN
+        train("vae", NaNAfter(8), steps=10, seed=2, out_dir=tmp_path / "crash", overrides=opts, progress=False)
+    assert len((tmp_path / "crash" / "log.csv").read_text().splitlines()) == 1 + 7
+    train("vae", ToyVectors(), steps=10, seed=2, out_dir=tmp_path / "crash", overrides=opts, progress=False,
+          resume=True)
+    _same_state(_weights(tmp_path / "full"), _weights(tmp_path / "crash"))
+    assert (tmp_path / "full" / "log.csv").read_text() == (tmp_path / "crash" / "log.csv").read_text()
+    with pytest.raises(CrlkitError, match="past --steps"):
+        train("vae", ToyVectors(), steps=3, seed=2, out_dir=tmp_path / "crash", overrides=opts, resume=True)

@@ -196,7 +196,7 @@ class AnnealedVAE(VAE):
 
     def regularizer(self, kl, mean, logvar, z, step):
         c = self.capacity(step)
-        return self.config.gamma * (kl - c).abs(), {"capacity": torch.tensor(c, device=kl.device)}
+        return self.config.gamma * (kl - c).abs(), {"capacity": torch.full((), c, device=kl.device)}
 
 
 # --------------------------------------------------------------------------------------------
