@@ -265,6 +265,11 @@ def train(model: str, dataset: str | GroundTruthData, *, steps: int, seed: int, 
 
     log_path = out / "log.csv"
     prior_rows = _read_log(log_path, upto=start) if resume else []
+    if resume and prior_rows:  # drop rows logged after the checkpoint (a crashed run's tail)
+        _write_log(log_path, prior_rows, list(prior_rows[0]))
+    if not resume:  # a fresh run replaces an old run's files in the same directory
+        for stale in (ckpt_path, log_path, out / "summary.json"):
+            stale.unlink(missing_ok=True)
     ckpt_every = train_cfg.checkpoint_every
     log_every = train_cfg.log_every
     show = sys.stderr.isatty() if progress is None else bool(progress)

@@ -205,9 +205,22 @@ def test_resume_after_a_crash_matches_uninterrupted_run(tmp_path):
     with pytest.raises(TrainingDiverged, match="step 8"):  # same stream until the 8th batch turns NaN
         train("vae", NaNAfter(8), steps=10, seed=2, out_dir=tmp_path / "crash", overrides=opts, progress=False)
     assert len((tmp_path / "crash" / "log.csv").read_text().splitlines()) == 1 + 7
+    assert not (tmp_path / "crash" / "summary.json").exists()
     train("vae", ToyVectors(), steps=10, seed=2, out_dir=tmp_path / "crash", overrides=opts, progress=False,
           resume=True)
     _same_state(_weights(tmp_path / "full"), _weights(tmp_path / "crash"))
     assert (tmp_path / "full" / "log.csv").read_text() == (tmp_path / "crash" / "log.csv").read_text()
     with pytest.raises(CrlkitError, match="past --steps"):
         train("vae", ToyVectors(), steps=3, seed=2, out_dir=tmp_path / "crash", overrides=opts, resume=True)
+
+
+def test_tensorboard_is_optional(tmp_path):
+    try:
+        import torch.utils.tensorboard  # noqa: F401
+    except ImportError:
+        with pytest.raises(CrlkitError, match="pip install 'crlkit\\[tensorboard\\]'"):
+            train("vae", ToyVectors(), steps=2, seed=0, out_dir=tmp_path, overrides={"tensorboard": True})
+    else:
+        train("vae", ToyVectors(), steps=2, seed=0, out_dir=tmp_path, overrides={"tensorboard": True},
+              progress=False)
+        assert any((tmp_path / "tensorboard").iterdir())
