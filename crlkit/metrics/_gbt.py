@@ -237,10 +237,14 @@ def _grow_stage_exact(x: np.ndarray, order: np.ndarray, xs: np.ndarray, grad: np
     xt = np.ascontiguousarray(x.T)                                            # (p, n)
     # value-group id of each sample per feature (values closer than FEATURE_THRESHOLD share
     # one): a threshold may only fall between samples of different groups
-    grp = np.empty((p, n), dtype=np.int32)
+    grp_sorted = np.empty((p, n), dtype=np.int32)                            # group id by rank
     for f in range(p):
         new_group = np.concatenate([[0], np.diff(xs[f]) > _FEATURE_THRESHOLD]).astype(np.int32)
-        grp[f, order[:, f]] = np.cumsum(new_group)
+        grp_sorted[f] = np.cumsum(new_group)
+    has_ties = grp_sorted[:, -1] < n - 1                                      # (p,) any equal values
+    o_rank = np.ascontiguousarray(order.T)                                    # (p, n) sample at each rank
+    o_tree = o_rank[:, None, :] + (cols * n)[None, :, None]                   # (p, T, n) into grad_t.ravel()
+    grad_flat = grad_t.ravel()
     grad2 = grad * grad
     x_flat = x.ravel()
     row_base = np.arange(n)[:, None] * p
@@ -262,9 +266,8 @@ def _grow_stage_exact(x: np.ndarray, order: np.ndarray, xs: np.ndarray, grad: np
         s_seg = np.take_along_axis(tot, seg, axis=1)
         last = n_left == n_seg
         inv_left = 1.0 / n_left
-        last_penalty = np.where(last, -np.inf, 0.0)
         with np.errstate(divide="ignore"):
-            inv_right = np.where(last, 0.0, 1.0 / (n_seg - n_left))
+            inv_right = np.where(last, np.nan, 1.0 / (n_seg - n_left))        # NaN: no sample right
         const = tot * tot / np.maximum(cnt, 1)                                # (T, M) S^2/N per node
         # flat segment starts for reduceat; an empty trailing segment would start at T*n (out of
         # range): clipping it to T*n - 1 only drops a segment's last position, never a valid split
@@ -279,14 +282,13 @@ def _grow_stage_exact(x: np.ndarray, order: np.ndarray, xs: np.ndarray, grad: np
         feat_thr = np.zeros((p, t_cols, m))
         def scan(fs):
             nf = len(fs)
-            o = order[:, fs].T                                                # (F, n) sample at each rank
+            o = o_rank[fs]                                                    # (F, n) sample at each rank
             if m == 1:
-                so = np.broadcast_to(o[:, None, :], (nf, t_cols, n))
+                perm = None
+                g = np.take(grad_flat, o_tree[fs])                            # value-sorted gradients
             else:
                 perm = np.argsort(np.swapaxes(node8[:, o], 0, 1), axis=2, kind="stable")  # radix sort by node
-                so = o[np.arange(nf)[:, None, None], perm]                   # (F, T, n) sample ids
-            g = np.take(grad_t, so + (cols * n)[None, :, None])               # node-sorted gradients
-            gp = np.take(grp, so + (fs * n)[:, None, None])                   # node-sorted value groups
+                g = np.take(grad_flat, np.take_along_axis(o_tree[fs], perm, axis=2))  # node-sorted
             if m > 1:
                 # within-segment prefix sums: restart the running sum at each node's first sample
                 np.subtract.at(g, (slice(None), reset_t, reset_pos), reset_val)
@@ -296,25 +298,32 @@ def _grow_stage_exact(x: np.ndarray, order: np.ndarray, xs: np.ndarray, grad: np
             s_left -= s_seg
             s_left *= s_left
             s_left *= inv_right
-            gain += s_left
-            gain += last_penalty                                              # -inf: no sample right
-            gain[..., :-1][gp[..., 1:] == gp[..., :-1]] = -np.inf             # no gap between values
+            gain += s_left                                                    # NaN where invalid
+            if has_ties[fs].any():  # no threshold between equal values
+                gp = np.broadcast_to(grp_sorted[fs][:, None, :], gain.shape) if perm is None else \
+                    np.take_along_axis(grp_sorted[fs][:, None, :], perm, axis=2)
+                gain[..., :-1][gp[..., 1:] == gp[..., :-1]] = np.nan
             gflat = gain.reshape(nf, -1)                                      # (F, T*n)
-            if m == 1:  # one segment per tree: plain argmax (first maximum, as sklearn)
-                first = gain.argmax(axis=2) + (cols * n)[None, :]
-                segmax = np.take_along_axis(gflat, first, axis=1)
+            segmax = np.fmax.reduceat(gflat, seg_first, axis=1)               # (F, T*M), ignores NaN
+            segmax[np.isnan(segmax)] = -np.inf                                # no valid split at all
+            segmax[:, (cnt == 0).ravel()] = -np.inf
+            # first position of each segment's maximum (sklearn keeps the first best threshold)
+            hits = np.flatnonzero(gflat == np.repeat(segmax, cnt.ravel(), axis=1))
+            starts = (np.arange(nf)[:, None] * (t_cols * n) + seg_first[None, :]).ravel()
+            if len(hits):
+                first = hits[np.minimum(np.searchsorted(hits, starts), len(hits) - 1)]
             else:
-                segmax = np.maximum.reduceat(gflat, seg_first, axis=1)        # (F, T*M)
-                segmax[:, (cnt == 0).ravel()] = -np.inf
-                # first position of each segment's maximum (sklearn keeps the first best threshold)
-                hits = np.flatnonzero(gflat == np.repeat(segmax, cnt.ravel(), axis=1))
-                starts = (np.arange(nf)[:, None] * (t_cols * n) + seg_first[None, :]).ravel()
-                k = np.minimum(np.searchsorted(hits, starts), len(hits) - 1)
-                first = (hits[k] if len(hits) else starts).reshape(nf, -1) - np.arange(nf)[:, None] * (t_cols * n)
-            first = np.minimum(first, t_cols * n - 2)
-            so_flat = so.reshape(nf, -1)
-            lo = np.take(xt, np.take_along_axis(so_flat, first, axis=1) + fs[:, None] * n)
-            hi = np.take(xt, np.take_along_axis(so_flat, first + 1, axis=1) + fs[:, None] * n)
+                first = starts
+            first = first.reshape(nf, -1) - np.arange(nf)[:, None] * (t_cols * n)
+            # position within the tree's row of the chosen sample and of the next one (same
+            # node, next larger value); ranks in the feature's value order give the values
+            pos = np.clip(first - (cols * n).repeat(m)[None, :], 0, n - 2)     # (F, T*M)
+            t_of = np.broadcast_to(np.repeat(cols, m)[None, :], pos.shape)
+            f_of = np.broadcast_to(np.arange(nf)[:, None], pos.shape)
+            rank_lo = pos if perm is None else perm[f_of, t_of, pos]
+            rank_hi = pos + 1 if perm is None else perm[f_of, t_of, pos + 1]
+            lo = xs[fs[f_of], rank_lo]
+            hi = xs[fs[f_of], rank_hi]
             thr = lo / 2.0 + hi / 2.0
             thr = np.where((thr == hi) | ~np.isfinite(thr), lo, thr)          # scikit-learn's guard
             return fs, segmax.reshape(nf, t_cols, m) - const[None], thr.reshape(nf, t_cols, m)
