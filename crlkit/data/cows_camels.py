@@ -43,6 +43,7 @@ import torch.nn.functional as F
 
 from crlkit.data import register_dataset
 from crlkit.data.base import GroundTruthData, as_generator
+from crlkit.data.samplers import BatchSampler, register_sampler
 from crlkit.errors import CrlkitError
 
 RENDER_SIZE = 64  # internal rendering resolution (pixels); outputs are pooled from it
@@ -419,3 +420,30 @@ def make_cows_camels(rhos=(0.95,), *, shape_noise: float = 0.0, eta: float = 0.0
     """Registry factory for :class:`CowsCamels` (see its parameters)."""
     return CowsCamels(rhos, shape_noise=shape_noise, eta=eta, contrast=contrast, animal_scale=animal_scale,
                       image_size=image_size, num_textures=num_textures, texture_seed=texture_seed)
+
+
+@register_sampler("cause_pair")
+class CausePairSampler(BatchSampler):
+    """Pairs that differ by an intervention on one cause of the label's confounded model: the
+    background swapped (``p_background``) or the animal swapped (class and silhouette), all
+    nuisances kept. The batch has the ``"pair"`` kind's layout, so weakly supervised models that
+    train on pairs can train on these: ``{"x", "x2", "factors", "factors2", "changed" (B, d) bool,
+    "k" (B,)}``."""
+
+    def __init__(self, dataset: GroundTruthData, *, batch_size: int, seed: int, device="cpu",
+                 p_background: float = 0.5):
+        if not isinstance(dataset, CowsCamels):
+            raise CrlkitError(f"the cause_pair sampler needs the cows_camels dataset; got {dataset.name!r}")
+        super().__init__(dataset, batch_size=batch_size, seed=seed, device=device)
+        self.p_background = check_probability("p_background", p_background)
+
+    def next_batch(self) -> dict[str, torch.Tensor]:
+        ds, b = self.dataset, self.batch_size
+        f1 = ds.sample_factors(b, self.rng)
+        on_bg = self.rng.random(b) < self.p_background
+        f2 = np.where(on_bg[:, None], ds.swap_background(f1), ds.swap_animal(f1))
+        x = ds.observations_from_factors(np.concatenate([f1, f2]), device=self.device)
+        changed = f1 != f2
+        return {"x": x[:b], "x2": x[b:], "factors": self.to_tensor(f1, torch.long),
+                "factors2": self.to_tensor(f2, torch.long), "changed": torch.as_tensor(changed, device=self.device),
+                "k": torch.as_tensor(changed.sum(1), dtype=torch.long, device=self.device)}

@@ -97,3 +97,18 @@ def test_group_balanced_split_and_graph():
 def test_invalid_options_raise_crlkit_error(kw):
     with pytest.raises(CrlkitError):
         make_dataset("cows_camels", **kw)
+
+
+def test_cause_pair_sampler_changes_one_cause():
+    from crlkit.data.samplers import make_sampler
+
+    ds = CowsCamels((0.9,), image_size=16)
+    batch = make_sampler("cause_pair", ds, batch_size=32, seed=0).next_batch()
+    ch = batch["changed"].numpy()
+    bg_only = ch[:, B] & ~ch[:, A]
+    animal_only = ch[:, A] & ch[:, S] & ~ch[:, B]
+    assert np.all(bg_only | animal_only) and bg_only.any() and animal_only.any()
+    assert np.all(ch.sum(1) == batch["k"].numpy())
+    assert batch["x"].shape == batch["x2"].shape == (32, 3, 16, 16)
+    with pytest.raises(CrlkitError):
+        make_sampler("cause_pair", make_dataset("cows_camels"), batch_size=4, seed=0, p_background=2.0)
