@@ -152,10 +152,20 @@ class GroupDRO(RobustMethod):
         return model
 
 
-def irmv1_risk_and_penalty(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def irmv1_risk_and_penalty(logits: torch.Tensor, y: torch.Tensor, *, split: bool = False
+                           ) -> tuple[torch.Tensor, torch.Tensor]:
     """One environment's risk ``R(w) = BCE(w * logits, y)`` at ``w = 1`` and the IRMv1 penalty
-    ``(dR/dw |_{w=1})^2`` (differentiable: the graph is kept for the outer gradient)."""
+    ``(dR/dw |_{w=1})^2`` (differentiable: the graph is kept for the outer gradient).
+
+    ``split=True``: the unbiased minibatch estimate of Arjovsky et al. (2019, appendix), the
+    product of the gradients on the two halves of the batch; the plain square of a minibatch
+    gradient adds the gradient's sampling variance to the penalty."""
     scale = torch.ones((), device=logits.device, requires_grad=True)
+    if split and len(y) >= 2:
+        h = len(y) // 2
+        g1 = torch.autograd.grad(_bce(logits[:h] * scale, y[:h]), scale, create_graph=True)[0]
+        g2 = torch.autograd.grad(_bce(logits[h:2 * h] * scale, y[h:2 * h]), scale, create_graph=True)[0]
+        return _bce(logits, y), g1 * g2
     r = _bce(logits * scale, y)
     grad = torch.autograd.grad(r, scale, create_graph=True)[0]
     return r, grad.pow(2)
@@ -166,6 +176,7 @@ class IRMConfig:
     penalty_weight: float = 1000.0  # lambda of the IRMv1 penalty after the anneal
     anneal_steps: int = 300         # steps with lambda = 1 before switching to penalty_weight
     weight_decay: float = 1e-3      # L2 penalty
+    split_penalty: bool = False     # unbiased two-half estimate of the penalty (see irmv1_risk_and_penalty)
 
 
 @register_method("irm")
@@ -193,7 +204,7 @@ class IRM(RobustMethod):
                 m = e == k
                 if m.sum() == 0:
                     continue
-                r, p = irmv1_risk_and_penalty(logits[m], y[m])
+                r, p = irmv1_risk_and_penalty(logits[m], y[m], split=c.split_penalty)
                 risks.append(r)
                 penalty = penalty + p
             lam = 1.0 if step < c.anneal_steps else c.penalty_weight

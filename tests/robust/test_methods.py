@@ -117,3 +117,14 @@ def test_splits_have_the_intended_distributions():
     assert abs(np.mean(d.test_ood.factors[:, 2] == d.test_ood.factors[:, 3]) - 0.5) < 0.08
     assert np.mean(d.test_reversed.factors[:, 2] == d.test_reversed.factors[:, 3]) < 0.1
     assert np.bincount(d.heldout.label_group.numpy(), minlength=4).min() == cfg.n_heldout // 4
+
+
+def test_irmv1_split_penalty_is_the_product_of_half_gradients():
+    torch.manual_seed(1)
+    logits, y = torch.randn(40), (torch.rand(40) < 0.5).float()
+    _, pen = irmv1_risk_and_penalty(logits, y, split=True)
+    g = lambda l, t: ((torch.sigmoid(l) - t) * l).mean()  # noqa: E731
+    assert pen.item() == pytest.approx((g(logits[:20], y[:20]) * g(logits[20:], y[20:])).item(), rel=1e-5)
+    # the penalty is a gradient wrt the logit scale: zero logits give zero penalty
+    _, pen0 = irmv1_risk_and_penalty(torch.zeros(10), torch.ones(10), split=True)
+    assert pen0.item() == 0.0
