@@ -32,7 +32,7 @@ KEYS = ("id_accuracy", "ood_accuracy", "reversed_accuracy", "worst_group_accurac
 
 
 def _job(args):
-    method, seed, overrides, device = args
+    method, seed, overrides, device, method_options = args
     import torch
 
     torch.set_num_threads(1)
@@ -42,12 +42,14 @@ def _job(args):
     t0 = time.perf_counter()
     data = make_shortcut_data(cfg, seed, device=device)
     t_data = time.perf_counter() - t0
-    res = run_method(method, data, seed)
+    res = run_method(method, data, seed, **method_options)
     res.update(seed=seed, data_seconds=t_data, config=dataclasses.asdict(cfg))
     return res
 
 
 def _parse_value(v: str):
+    if v.lower() in ("true", "false"):
+        return v.lower() == "true"
     for t in (int, float):
         try:
             return t(v)
@@ -98,13 +100,16 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="override a ShortcutConfig field (repeatable)")
+    p.add_argument("--opt", action="append", default=[], metavar="FIELD=VALUE",
+                   help="set a field of the methods' Config, e.g. split_penalty=true (repeatable)")
     p.add_argument("--out", default="bench/out_shortcut")
     args = p.parse_args(argv)
     overrides = dict(kv.split("=", 1) for kv in args.set)
     overrides = {k: _parse_value(v) for k, v in overrides.items()}
+    method_options = {k: _parse_value(v) for k, v in (kv.split("=", 1) for kv in args.opt)}
     methods = args.methods.split(",")
     # dfr reuses nothing across processes, so it retrains its ERM stage: fine for a bench
-    jobs = [(m, s, overrides, args.device) for s in args.seeds for m in methods]
+    jobs = [(m, s, overrides, args.device, method_options) for s in args.seeds for m in methods]
     jobs.sort(key=lambda j: j[0] != "causal")  # the longest first
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -121,7 +126,7 @@ def main(argv=None) -> int:
     wall = time.perf_counter() - t0
     md, table = summarise(runs, methods)
     checks = targets(runs)
-    header = (f"overrides: {json.dumps(overrides)}; seeds {args.seeds}; {args.workers} workers; device {args.device}; "
+    header = (f"overrides: {json.dumps(overrides)}; method options: {json.dumps(method_options)}; seeds {args.seeds}; {args.workers} workers; device {args.device}; "
               f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; wall {wall:.0f} s\n\n")
     text = header + md + "\n" + "\n".join(checks) + "\n"
     (out / "runs.json").write_text(json.dumps(runs, indent=1))
