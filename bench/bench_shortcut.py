@@ -4,7 +4,7 @@ Runs every (method, seed) as its own single-threaded process (``--workers`` at a
 the same data for a given seed, and writes the per-run results, a mean +- std table per method and
 the targets check:
 
-    python bench/bench_shortcut.py --seeds 0 1 2 --workers 2 --out bench/out_shortcut
+    python bench/bench_shortcut.py --seeds 0 1 2 --workers 2 --out runs/bench_shortcut
     python bench/bench_shortcut.py --seeds 0 1 2 --set contrast=0.6 --set steps=3000 --out /tmp/sweep
 
 Targets (rho = 0.95, eta = 0): ERM id >= 0.95, worst-group <= 0.6, flip rate >= 0.3;
@@ -102,7 +102,7 @@ def main(argv=None) -> int:
                    help="override a ShortcutConfig field (repeatable)")
     p.add_argument("--opt", action="append", default=[], metavar="FIELD=VALUE",
                    help="set a field of the methods' Config, e.g. split_penalty=true (repeatable)")
-    p.add_argument("--out", default="bench/out_shortcut")
+    p.add_argument("--out", default="runs/bench_shortcut")
     args = p.parse_args(argv)
     overrides = dict(kv.split("=", 1) for kv in args.set)
     overrides = {k: _parse_value(v) for k, v in overrides.items()}
