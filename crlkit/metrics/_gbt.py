@@ -215,7 +215,24 @@ def _grow_stage(x: np.ndarray, bin_matrix, root_counts: np.ndarray, lo: np.ndarr
     return node, levels
 
 
-def _grow_stage_exact(x: np.ndarray, order: np.ndarray, xs: np.ndarray, grad: np.ndarray, max_depth: int,
+class _SortedFeatures:
+    """Stage-invariant tables of the exact search: each feature's value order and value groups."""
+
+    def __init__(self, x: np.ndarray, n_trees: int):
+        n, p = x.shape
+        order = np.argsort(x, axis=0, kind="stable")
+        self.xs = np.ascontiguousarray(np.take_along_axis(x, order, axis=0).T)      # (p, n) sorted values
+        self.o_rank = np.ascontiguousarray(order.T)                                  # (p, n) sample at rank
+        # value-group id by rank (values closer than FEATURE_THRESHOLD share one): a threshold
+        # may only fall between samples of different groups
+        gaps = np.diff(self.xs, axis=1) > _FEATURE_THRESHOLD
+        self.grp_sorted = np.concatenate([np.zeros((p, 1), np.int32), np.cumsum(gaps, axis=1, dtype=np.int32)], axis=1)
+        self.has_ties = self.grp_sorted[:, -1] < n - 1                               # (p,)
+        # flat index into the (T, n) gradient array of the sample at each rank, per tree
+        self.o_tree = self.o_rank[:, None, :] + (np.arange(n_trees) * n)[None, :, None]  # (p, T, n)
+
+
+def _grow_stage_exact(x: np.ndarray, sf: _SortedFeatures, grad: np.ndarray, max_depth: int,
                       importance: np.ndarray, rng: np.random.Generator, chunk_elems: int = 1 << 22,
                       pool=None, n_chunks: int = 1):
     """As :func:`_grow_stage`, searching every threshold between consecutive distinct values
@@ -225,7 +242,6 @@ def _grow_stage_exact(x: np.ndarray, order: np.ndarray, xs: np.ndarray, grad: np
     value order (a radix sort of small node ids), so each node's samples form a contiguous,
     value-sorted segment; prefix sums over segments give every candidate split's gain, and
     ``reduceat`` the best one per node. Cost per level ~ n_features x n_trees x n_samples.
-    order (n, p): argsort of each feature; xs (p, n): sorted values.
     """
     n, p = x.shape
     t_cols = grad.shape[1]
@@ -233,18 +249,8 @@ def _grow_stage_exact(x: np.ndarray, order: np.ndarray, xs: np.ndarray, grad: np
     node = np.zeros((n, t_cols), dtype=np.int64)
     is_open = np.ones((t_cols, 1), dtype=bool)
     levels = []
-    grad_t = np.ascontiguousarray(grad.T)                                     # (T, n)
-    xt = np.ascontiguousarray(x.T)                                            # (p, n)
-    # value-group id of each sample per feature (values closer than FEATURE_THRESHOLD share
-    # one): a threshold may only fall between samples of different groups
-    grp_sorted = np.empty((p, n), dtype=np.int32)                            # group id by rank
-    for f in range(p):
-        new_group = np.concatenate([[0], np.diff(xs[f]) > _FEATURE_THRESHOLD]).astype(np.int32)
-        grp_sorted[f] = np.cumsum(new_group)
-    has_ties = grp_sorted[:, -1] < n - 1                                      # (p,) any equal values
-    o_rank = np.ascontiguousarray(order.T)                                    # (p, n) sample at each rank
-    o_tree = o_rank[:, None, :] + (cols * n)[None, :, None]                   # (p, T, n) into grad_t.ravel()
-    grad_flat = grad_t.ravel()
+    grad_flat = np.ascontiguousarray(grad.T).ravel()                          # (T*n,) tree-major
+    xs, o_rank, o_tree, grp_sorted, has_ties = sf.xs, sf.o_rank, sf.o_tree, sf.grp_sorted, sf.has_ties
     grad2 = grad * grad
     x_flat = x.ravel()
     row_base = np.arange(n)[:, None] * p
@@ -282,13 +288,14 @@ def _grow_stage_exact(x: np.ndarray, order: np.ndarray, xs: np.ndarray, grad: np
         feat_thr = np.zeros((p, t_cols, m))
         def scan(fs):
             nf = len(fs)
-            o = o_rank[fs]                                                    # (F, n) sample at each rank
+            sl = slice(int(fs[0]), int(fs[-1]) + 1)                           # contiguous: views, no copies
+            o = o_rank[sl]                                                    # (F, n) sample at each rank
             if m == 1:
                 perm = None
-                g = np.take(grad_flat, o_tree[fs])                            # value-sorted gradients
+                g = np.take(grad_flat, o_tree[sl])                            # value-sorted gradients
             else:
                 perm = np.argsort(np.swapaxes(node8[:, o], 0, 1), axis=2, kind="stable")  # radix sort by node
-                g = np.take(grad_flat, np.take_along_axis(o_tree[fs], perm, axis=2))  # node-sorted
+                g = np.take(grad_flat, np.take_along_axis(o_tree[sl], perm, axis=2))  # node-sorted
             if m > 1:
                 # within-segment prefix sums: restart the running sum at each node's first sample
                 np.subtract.at(g, (slice(None), reset_t, reset_pos), reset_val)
@@ -299,9 +306,9 @@ def _grow_stage_exact(x: np.ndarray, order: np.ndarray, xs: np.ndarray, grad: np
             s_left *= s_left
             s_left *= inv_right
             gain += s_left                                                    # NaN where invalid
-            if has_ties[fs].any():  # no threshold between equal values
-                gp = np.broadcast_to(grp_sorted[fs][:, None, :], gain.shape) if perm is None else \
-                    np.take_along_axis(grp_sorted[fs][:, None, :], perm, axis=2)
+            if has_ties[sl].any():  # no threshold between equal values
+                gp = np.broadcast_to(grp_sorted[sl][:, None, :], gain.shape) if perm is None else \
+                    np.take_along_axis(grp_sorted[sl][:, None, :], perm, axis=2)
                 gain[..., :-1][gp[..., 1:] == gp[..., :-1]] = np.nan
             gflat = gain.reshape(nf, -1)                                      # (F, T*n)
             segmax = np.fmax.reduceat(gflat, seg_first, axis=1)               # (F, T*M), ignores NaN
@@ -391,14 +398,14 @@ def boosted_tree_importances(x_train: np.ndarray, y_train: np.ndarray, x_test: n
 
         pool = ThreadPoolExecutor(n_jobs)
     if exact:
-        order = np.argsort(x_train, axis=0, kind="stable")
-        xs = np.ascontiguousarray(np.take_along_axis(x_train, order, axis=0).T)
-    bins, lo, hi, n_bins = _bin_features(x_train, max_bins if not exact else 2)
-    # sparse (p*B, n) one-hot of each sample's bin per feature: histograms are products with it
-    bin_matrix = scipy.sparse.csr_matrix(
-        (np.ones(n * p), ((np.arange(p)[None, :] * n_bins + bins).ravel(), np.repeat(np.arange(n), p))),
-        shape=(p * n_bins, n))
-    root_counts = np.asarray(bin_matrix.sum(axis=1)).ravel()
+        sorted_features = _SortedFeatures(x_train, groups.n_columns)
+    else:
+        bins, lo, hi, n_bins = _bin_features(x_train, max_bins)
+        # sparse (p*B, n) one-hot of each sample's bin per feature: histograms are products with it
+        bin_matrix = scipy.sparse.csr_matrix(
+            (np.ones(n * p), ((np.arange(p)[None, :] * n_bins + bins).ravel(), np.repeat(np.arange(n), p))),
+            shape=(p * n_bins, n))
+        root_counts = np.asarray(bin_matrix.sum(axis=1)).ravel()
     newton = groups.newton_factor()
     t_cols = groups.n_columns
     n_leaves = 2 ** max_depth
@@ -410,7 +417,7 @@ def boosted_tree_importances(x_train: np.ndarray, y_train: np.ndarray, x_test: n
         prob = groups.proba(raw)
         grad = target - prob                                                  # negative gradient
         if exact:
-            leaf, levels = _grow_stage_exact(x_train, order, xs, grad, max_depth, importance, rng,
+            leaf, levels = _grow_stage_exact(x_train, sorted_features, grad, max_depth, importance, rng,
                                              pool=pool, n_chunks=n_jobs)
         else:
             leaf, levels = _grow_stage(x_train, bin_matrix, root_counts, lo, hi, grad, max_depth, importance, rng)
