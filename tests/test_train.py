@@ -11,7 +11,7 @@ import torch
 from crlkit.cli import main
 from crlkit.errors import CrlkitError
 from crlkit.train import TrainingDiverged, load_model, train
-from tests.models.toy import ToySquares, ToyVectors
+from models.toy import ToySquares, ToyVectors  # tests/models/toy.py; pytest puts tests/ on sys.path
 
 IMG = {"batch_size": 8, "log_every": 2, "num_latents": 4}
 VEC = {"batch_size": 16, "log_every": 2, "mlp_hidden": 16, "mlp_depth": 1, "num_latents": 3,

@@ -8,7 +8,7 @@ from crlkit.data.samplers import make_sampler
 from crlkit.errors import CrlkitError
 from crlkit.models import make_model
 from crlkit.models.weak import adaptive_shared_mask, pairwise_kl
-from tests.models.toy import ToySquares
+from .toy import ToySquares
 
 
 def _batch(seed=0, **opts):

@@ -11,7 +11,7 @@ import torch
 
 from crlkit.models.vae import covariance, gaussian_kl, total_correlation
 from crlkit.train import load_model, train
-from tests.models.toy import ToyRing, ToyVectors
+from .toy import ToyRing, ToyVectors
 
 FAST = {"lr": 1e-3, "mlp_hidden": 32, "mlp_depth": 2, "num_latents": 4, "batch_size": 64, "log_every": 25}
 
