@@ -38,6 +38,8 @@ def register(sub) -> None:
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--eval-samples", type=int, default=5000, help="held-out samples scored (default 5000)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads while training (default 1: small MLPs run fastest single-threaded)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/identify", help="output directory (default runs/identify)")
     p.set_defaults(func=run)
@@ -56,17 +58,20 @@ def run(args) -> int:
         rows = default_rows(steps=args.steps, latents=args.latents, segments=args.segments,
                             mixing_layers=args.mixing_layers, quick=args.quick)
         table = run_compare(out, seed=args.seed, rows=rows, device=args.device, log=print,
-                            eval_samples=args.eval_samples)
+                            eval_samples=args.eval_samples, threads=args.threads)
         print((out / "comparison.md").read_text())
         print(f"wrote {out / 'comparison.csv'}, {out / 'comparison.md'}, {out / 'comparison.png'} ({len(table)} runs)")
         return 0
+    if args.threads is not None and args.threads < 1:
+        raise CrlkitError(f"--threads must be >= 1; got {args.threads}")
     if not args.method:
         raise CrlkitError(f"--method is required (one of: {', '.join(METHODS)}), or use --compare")
     if args.method not in METHODS:
         raise CrlkitError(unknown_choice("method", args.method, METHODS))
     res = run_identify(args.method, out_dir=out, seed=args.seed, latents=args.latents, segments=args.segments,
                        mixing_layers=args.mixing_layers, steps=args.steps, conditional=args.conditional,
-                       batch_size=args.batch_size, lr=args.lr, device=args.device, eval_samples=args.eval_samples)
+                       batch_size=args.batch_size, lr=args.lr, device=args.device, eval_samples=args.eval_samples,
+                       threads=args.threads)
     keys = ["mcc", "baseline_mcc", "r2_linear", "r2_nonlinear", "r2_content", "r2_style", "shd", "train_seconds"]
     print(json.dumps({k: (round(res[k], 4) if isinstance(res[k], float) else res[k]) for k in keys if k in res}))
     print(f"wrote {out / 'results.json'}")
@@ -88,7 +93,7 @@ def demo_section(ctx) -> str:
     rows = [CompareRow("segments, linear mixing (n=4, 20 segments)", "ivae", seg),
             CompareRow("segments, linear mixing (n=4, 20 segments)", "vae", seg),
             CompareRow("pairs (Laplace), 2-layer mixing (n=5)", "contrastive",
-                       dict(latents=5, mixing_layers=2, steps=1500, batch_size=256))]
+                       dict(latents=5, mixing_layers=2, steps=1000, batch_size=256))]
     table = []
     t0 = time.perf_counter()
     for i, row in enumerate(rows):
