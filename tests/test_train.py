@@ -228,3 +228,11 @@ def test_tensorboard_is_optional(tmp_path):
         train("vae", ToyVectors(), steps=2, seed=0, out_dir=tmp_path, overrides={"tensorboard": True},
               progress=False)
         assert any((tmp_path / "tensorboard").iterdir())
+
+
+def test_loaded_image_model_encodes_like_the_trained_one(tmp_path):
+    train("beta_vae", ToySquares(16), steps=2, seed=0, out_dir=tmp_path, overrides=IMG, progress=False)
+    x = torch.as_tensor(ToySquares(16).sample(6, np.random.default_rng(0))[1])
+    fast, plain = load_model(tmp_path), load_model(tmp_path, channels_last=False)
+    with torch.no_grad():
+        assert torch.allclose(fast.encode(x), plain.encode(x), atol=1e-5)
