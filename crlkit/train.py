@@ -209,7 +209,10 @@ def train(model: str, dataset: str | GroundTruthData, *, steps: int, seed: int, 
     steps = int(steps)
     if steps < 0:
         raise CrlkitError(f"steps must be >= 0; got {steps}")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise CrlkitError(f"unknown device {device!r}; valid choices: cpu, cuda, cuda:N") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise CrlkitError("device 'cuda' requested but torch.cuda.is_available() is False")
     if dev.type not in ("cpu", "cuda"):

@@ -144,6 +144,7 @@ def test_cli_train_and_traverse_on_dsprites(tmp_path, capsys):
     (["--set", "beta"], "--set expects key=value"),
     (["--dataset", "dsprite"], "unknown dataset 'dsprite'"),
     (["--set", "architecture=mlp"], "needs vector observations"),
+    (["--device", "tpu"], "unknown device 'tpu'; valid choices: cpu, cuda"),
 ])
 def test_cli_errors_exit_2_with_a_message(tmp_path, capsys, argv, needle):
     base = {"--model": "beta_vae", "--dataset": "dsprites", "--steps": "1", "--out": str(tmp_path)}
