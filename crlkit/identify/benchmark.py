@@ -66,7 +66,7 @@ def make_setting(method: str, *, latents: int | None = None, segments: int | Non
     ivae           5       40       3      6000  1e-2  N(0, s²) per segment, s ~ U(0.5, 3);
                                                        mixing slope 0.1 (iVAE paper); cosine lr
     vae, beta_vae  as ivae (i.i.d. samples of the same data; lr 1e-3)
-    contrastive    10      -        3      3000  1e-3  uniform box; Laplace (or Gaussian)
+    contrastive    10      -        3      6000  1e-3  uniform box; Laplace (or Gaussian)
                                                        pairs, sigma 0.2 (cl-ica: 0.05, which
                                                        learns ~3x slower here); batch 512
     content_style  10      -        3      3000  1e-3  N(0, I), content = first d // 2,
@@ -86,7 +86,7 @@ def make_setting(method: str, *, latents: int | None = None, segments: int | Non
         defaults = dict(latents=5, segments=40, mixing_layers=3, steps=6000, batch_size=64,
                         lr=1e-2 if method == "ivae" else 1e-3)
     elif kind == "pairs":
-        defaults = dict(latents=10, segments=0, mixing_layers=3, steps=3000, batch_size=512, lr=1e-3)
+        defaults = dict(latents=10, segments=0, mixing_layers=3, steps=6000, batch_size=512, lr=1e-3)
     elif kind == "views":
         defaults = dict(latents=10, segments=0, mixing_layers=3, steps=3000, batch_size=256, lr=1e-3)
     else:
