@@ -50,7 +50,8 @@ def _grid(name: str) -> list[dict]:
                    steps=1500, conditional="gaussian"),
               dict(label="content_style 5+5 L3", method="content_style", latents=10, mixing_layers=3, steps=2000)]
         for seed, n in ((0, 5), (1, 5), (2, 4)):
-            g.append(dict(label=f"interventional {n} nodes L2", method="interventional", latents=n, seed=seed))
+            g.append(dict(label=f"interventional {n} nodes L2", method="interventional", latents=n, seed=seed,
+                          steps=1200))
         return g
     if name == "default":
         for seed in (0, 1):

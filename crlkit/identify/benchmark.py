@@ -71,7 +71,7 @@ def make_setting(method: str, *, latents: int | None = None, segments: int | Non
                                                        learns ~3x slower here); batch 512
     content_style  10      -        3      3000  1e-3  N(0, I), content = first d // 2,
                                                        each style changes w.p. 0.75; batch 256
-    interventional 5       -        2      1200  3e-3  linear-Gaussian SCM on an ER graph
+    interventional 5       -        2      2400  3e-3  linear-Gaussian SCM on an ER graph
                                                        (standardised), perfect single-node
                                                        interventions; batch 256
     ============== ======= ======== ====== ===== ===== ======================================
@@ -90,7 +90,7 @@ def make_setting(method: str, *, latents: int | None = None, segments: int | Non
     elif kind == "views":
         defaults = dict(latents=10, segments=0, mixing_layers=3, steps=3000, batch_size=256, lr=1e-3)
     else:
-        defaults = dict(latents=5, segments=0, mixing_layers=2, steps=1200, batch_size=256, lr=3e-3)
+        defaults = dict(latents=5, segments=0, mixing_layers=2, steps=2400, batch_size=256, lr=3e-3)
     given = dict(latents=latents, segments=segments, mixing_layers=mixing_layers, steps=steps,
                  batch_size=batch_size, lr=lr)
     s = {k: (v if given[k] is None else given[k]) for k, v in defaults.items()}
