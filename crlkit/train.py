@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import dataclasses
 import io
 import json
 import os
@@ -46,11 +45,11 @@ import torch
 
 from crlkit import __version__
 from crlkit.config import build_config, coerce_options, config_fields, route_overrides, signature_fields
-from crlkit.data import GroundTruthData, make_dataset
+from crlkit.data import GroundTruthData, dataset_from_options, make_dataset
 from crlkit.data.samplers import SAMPLERS, _load_all as _load_samplers, make_sampler
 from crlkit.errors import CrlkitError
 from crlkit.models.base import Method, get_model_class
-from crlkit.report.html import atomic_write_text
+from crlkit.files import atomic_save, atomic_write_text, jsonable
 
 
 @dataclass(frozen=True)
@@ -103,23 +102,6 @@ def resolve_settings(model: str, overrides: dict[str, Any] | None = None):
     return cls, model_cfg, train_cfg, sampler_opts
 
 
-def dataset_from_options(name: str, options: dict[str, Any] | None = None) -> tuple[GroundTruthData, dict]:
-    """``make_dataset(name, **options)`` with string values (from ``--data-set key=value``)
-    coerced to the factory's option types; returns the dataset and the coerced options.
-    Unknown options raise CrlkitError naming the valid ones."""
-    from crlkit.data import DATASETS, _load_all
-    from crlkit.registry import unknown_choice
-
-    _load_all()
-    factory = DATASETS.get(str(name))
-    table = signature_fields(factory)
-    for k in options or {}:
-        if k not in table:
-            raise CrlkitError(unknown_choice(f"option for dataset {name!r}", k, table))
-    opts = coerce_options(dict(options or {}), table)
-    return make_dataset(str(name), **opts), opts
-
-
 def _resolve_dataset(dataset, data_options: dict[str, Any] | None) -> tuple[GroundTruthData, str, dict]:
     if isinstance(dataset, GroundTruthData):
         if data_options:
@@ -133,25 +115,6 @@ def _seeds(seed: int) -> dict[str, int]:
     init, sampler, noise = np.random.SeedSequence(int(seed)).generate_state(3, dtype=np.uint64)
     return {"init": int(init % 2**63), "sampler": int(sampler % 2**63), "noise": int(noise % 2**63)}
 
-
-def _jsonable(obj):
-    if dataclasses.is_dataclass(obj):
-        obj = dataclasses.asdict(obj)
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.floating,)):
-        return float(obj)
-    return obj
-
-
-def _atomic_torch_save(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def _build_model(cls, model_cfg, observation_shape, init_seed: int) -> Method:
@@ -224,10 +187,10 @@ def train(model: str, dataset: str | GroundTruthData, *, steps: int, seed: int, 
     seeds = _seeds(seed)
 
     config = {
-        "model": model, "dataset": ds_name, "data_options": _jsonable(ds_opts), "steps": steps, "seed": int(seed),
+        "model": model, "dataset": ds_name, "data_options": jsonable(ds_opts), "steps": steps, "seed": int(seed),
         "observation_shape": list(ds.observation_shape), "batch_kind": cls.batch_kind,
-        "model_config": _jsonable(model_cfg), "train_config": _jsonable(train_cfg),
-        "sampler_options": _jsonable(sampler_opts), "overrides": _jsonable(dict(overrides or {})),
+        "model_config": jsonable(model_cfg), "train_config": jsonable(train_cfg),
+        "sampler_options": jsonable(sampler_opts), "overrides": jsonable(dict(overrides or {})),
         "device": str(dev), "crlkit_version": __version__, "torch_version": torch.__version__,
     }
     ckpt_path = out / "checkpoint.pt"
@@ -437,7 +400,7 @@ def _save_checkpoint(path: Path, net: Method, optimizers, sampler, step: int, de
         "cuda_rng": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
         "model_name": net.name,
     }
-    _atomic_torch_save(state, path)
+    atomic_save(path, lambda tmp: torch.save(state, tmp))
 
 
 def _read_log(path: Path, *, upto: int) -> list[dict[str, float]]:

@@ -10,13 +10,13 @@ matrix of the first observed dimensions coloured by the first latent), ``DIR/tra
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from crlkit.errors import CrlkitError
+from crlkit.files import atomic_write_json, save_figure
 
 TRAVERSAL_STEPS = 10
 
@@ -41,19 +41,11 @@ def register(sub) -> None:
 
 # --- building datasets from the command line ------------------------------------------------
 def dataset_from_cli(name: str, assignments: list[str] | None):
-    """``make_dataset(name, **options)`` with ``key=value`` strings coerced to the option types."""
-    from crlkit.config import coerce_options, parse_assignments, signature_fields
-    from crlkit.data import DATASETS, list_datasets, make_dataset
-    from crlkit.registry import unknown_choice
+    """``make_dataset(name, **options)`` from ``key=value`` strings, coerced to the option types."""
+    from crlkit.config import parse_assignments
+    from crlkit.data import dataset_from_options
 
-    list_datasets()  # import every dataset module
-    factory = DATASETS.get(name)
-    table = signature_fields(factory)
-    options = parse_assignments(assignments)
-    for key in options:
-        if key not in table:
-            raise CrlkitError(unknown_choice(f"option for dataset {name!r}", key, table))
-    return make_dataset(name, **coerce_options(options, table))
+    return dataset_from_options(name, parse_assignments(assignments))[0]
 
 
 def run_list(args) -> int:
@@ -92,8 +84,6 @@ def run_show(args) -> int:
 # --- the pictures ---------------------------------------------------------------------------
 def show_dataset(ds, out: Path, *, n: int = 64, seed: int = 0, steps: int = TRAVERSAL_STEPS) -> dict:
     """Write the sample grid, traversals, graph (if any) and info.json of ``ds`` under ``out``."""
-    from crlkit.report.html import atomic_write_text
-
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     factors, x = ds.sample(n, rng)
@@ -115,7 +105,7 @@ def show_dataset(ds, out: Path, *, n: int = 64, seed: int = 0, steps: int = TRAV
     if getattr(ds, "graph", None) is not None:
         save_graph(ds.graph, ds.factor_names, out / "graph.png", title=f"{ds.name}: causal graph")
         written["graph"] = out / "graph.png"
-    atomic_write_text(out / "info.json", json.dumps(_jsonable(ds.info()), indent=2) + "\n")
+    atomic_write_json(out / "info.json", ds.info())
     written["info"] = out / "info.json"
     return written
 
@@ -129,29 +119,6 @@ def _title(ds) -> str:
         return f"{ds.name}: latents " + ", ".join(ds.factor_names)
     return f"{ds.name}: " + ", ".join(f"{a} ({b})" for a, b in zip(ds.factor_names, ds.factor_sizes))
 
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, np.generic):
-        return obj.item()
-    return obj
-
-
-def _savefig(fig, path: Path) -> None:
-    import os
-
-    import matplotlib.pyplot as plt
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.png")
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    os.replace(tmp, path)
 
 
 def _figure(w: float, h: float):
@@ -204,7 +171,7 @@ def save_traversals(ds, path: Path, *, rng, steps: int = TRAVERSAL_STEPS) -> Non
         ax.set_yticks([])
         ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
     fig.suptitle(f"{ds.name}: traversals (one factor per row; others fixed at {base.tolist()})", fontsize=9)
-    _savefig(fig, path)
+    save_figure(fig, path, dpi=90)
 
 
 def save_scatter_matrix(z, x, path: Path, *, title: str = "", dims: int = 3) -> None:
@@ -228,7 +195,7 @@ def save_scatter_matrix(z, x, path: Path, *, title: str = "", dims: int = 3) -> 
                 ax.set_xlabel(f"x{b}", fontsize=8)
     if title:
         fig.suptitle(title + " (colour: first latent)", fontsize=9)
-    _savefig(fig, path)
+    save_figure(fig, path, dpi=90)
 
 
 def save_vector_traversals(ds, z, path: Path, *, rng, steps: int = TRAVERSAL_STEPS, dims: int = 4,
@@ -256,7 +223,7 @@ def save_vector_traversals(ds, z, path: Path, *, rng, steps: int = TRAVERSAL_STE
         ax.tick_params(labelsize=6)
     fig.axes[0].legend(fontsize=6)
     fig.suptitle(f"{ds.name}: observed dims along each latent (others at their medians)", fontsize=9)
-    _savefig(fig, path)
+    save_figure(fig, path, dpi=90)
     return path
 
 
@@ -290,7 +257,7 @@ def save_graph(adjacency, names, path: Path, *, title: str = "") -> None:
                     bbox=dict(boxstyle="round,pad=0.3", fc="#e8f0fe", ec="#4a6fa5"))
     if title:
         ax.set_title(title, fontsize=9)
-    _savefig(fig, path)
+    save_figure(fig, path, dpi=90)
 
 
 # --- the demo page ----------------------------------------------------------------------------

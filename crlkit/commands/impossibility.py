@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from crlkit.errors import CrlkitError
+from crlkit.files import save_figure
 
 NOISE_CHOICES = ("gaussian", "laplace", "uniform")
 MIXING_CHOICES = ("mlp", "linear", "orthogonal", "polynomial")
@@ -112,12 +113,7 @@ def plot(res: dict, path: Path) -> Path:
     ax[3].set_ylim(0, 1.05)
     ax[3].set_title(f"MCC; ELBO {res['elbo_original']:.3f} vs {res['elbo_rotated']:.3f} (se {res['elbo_se']:.3f})")
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return save_figure(fig, path, dpi=90)
 
 
 def run(args) -> int:

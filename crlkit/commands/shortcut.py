@@ -15,12 +15,11 @@ from __future__ import annotations
 import dataclasses
 import html
 import json
-import os
 from pathlib import Path
 
 from crlkit.errors import CrlkitError
 from crlkit.registry import unknown_choice
-from crlkit.report.html import atomic_write_text
+from crlkit.files import atomic_save, atomic_write_text, save_figure
 
 TABLE_COLUMNS = ("method", "id_accuracy", "ood_accuracy", "reversed_accuracy", "worst_group_accuracy",
                  "mean_group_accuracy", "background_flip_rate")
@@ -128,15 +127,6 @@ def write_comparison(out: Path, rows: list[dict], *, title: str) -> None:
     bar_plot(out / "comparison.png", rows, title=title)
 
 
-def _atomic_save(path, save) -> None:
-    """``save(tmp_path)`` then ``os.replace`` onto ``path`` (an image is never half-written)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{path.suffix}")
-    save(tmp)
-    os.replace(tmp, path)
-
-
 def bar_plot(path: Path, rows: list[dict], *, title: str) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -155,8 +145,7 @@ def bar_plot(path: Path, rows: list[dict], *, title: str) -> None:
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.12))
     fig.tight_layout()
-    _atomic_save(path, lambda tmp: fig.savefig(tmp, dpi=110))
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def counterfactual_grid(path: Path, *, seed: int, n: int = 8) -> None:
@@ -179,7 +168,7 @@ def counterfactual_grid(path: Path, *, seed: int, n: int = 8) -> None:
             canvas[i * H:i * H + 64, j * H:j * H + 64] = imgs[j].transpose(1, 2, 0)
     img = Image.fromarray((canvas * 255).round().astype(np.uint8)).resize((n * H * 2, len(rows) * H * 2),
                                                                            Image.NEAREST)
-    _atomic_save(path, img.save)
+    atomic_save(path, img.save)
 
 
 # The demo trains the cheap methods live, with fewer images and steps than the bench (same code

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from crlkit.errors import CrlkitError
+from crlkit.files import save_figure
 
 
 def register(sub) -> None:
@@ -148,19 +149,9 @@ def write_traversals(run_dir, out_png, *, seed: int = 0, steps: int = 10, limit:
     axes[1].set_yticks([bottom.shape[0] * 0.25, bottom.shape[0] * 0.75])
     axes[1].set_yticklabels(["input", "recon."], fontsize=7)
     fig.tight_layout()
-    _save_fig(fig, out_png)
+    save_figure(fig, out_png, dpi=110, close=False)
     plt.close(fig)
     return {"order": order.tolist(), "kl": kl.tolist()}
-
-
-def _save_fig(fig, path) -> None:
-    import os
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix or '.png'}")
-    fig.savefig(tmp, dpi=110)
-    os.replace(tmp, path)
 
 
 def run_traverse(args) -> int:
@@ -202,7 +193,7 @@ def plot_loss_curve(log_csv, out_png, *, terms=("reconstruction", "kl")) -> None
         ax.set_xlabel("step")
         ax.set_title(term, fontsize=9)
     fig.tight_layout()
-    _save_fig(fig, out_png)
+    save_figure(fig, out_png, dpi=110, close=False)
     plt.close(fig)
 
 

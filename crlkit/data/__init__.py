@@ -7,8 +7,10 @@
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 from crlkit.data.base import GroundTruthData, as_generator
+from crlkit.errors import CrlkitError
 from crlkit.registry import Registry, check_options
 
 DATASETS: Registry = Registry("dataset")
@@ -56,4 +58,21 @@ def make_dataset(name: str, **options) -> GroundTruthData:
     return factory(**options)
 
 
-__all__ = ["GroundTruthData", "as_generator", "make_dataset", "list_datasets", "register_dataset", "DATASETS"]
+def dataset_from_options(name: str, options: dict[str, Any] | None = None) -> tuple[GroundTruthData, dict]:
+    """``make_dataset(name, **options)`` with string values (from ``--data-set key=value``)
+    coerced to the factory's option types; returns the dataset and the coerced options.
+    Unknown options raise CrlkitError naming the valid ones."""
+    from crlkit.config import coerce_options, signature_fields
+    from crlkit.registry import unknown_choice
+
+    _load_all()
+    factory = DATASETS.get(str(name))
+    table = signature_fields(factory)
+    for k in options or {}:
+        if k not in table:
+            raise CrlkitError(unknown_choice(f"option for dataset {name!r}", k, table))
+    opts = coerce_options(dict(options or {}), table)
+    return make_dataset(str(name), **opts), opts
+
+
+__all__ = ["dataset_from_options", "GroundTruthData", "as_generator", "make_dataset", "list_datasets", "register_dataset", "DATASETS"]

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy as np
 import torch
 
 from crlkit.errors import CrlkitError
+from crlkit.files import atomic_write_json, jsonable
 from crlkit.registry import unknown_choice
 
 #: methods `crlkit identify --method` accepts: the identifiable ones and the VAE baselines.
@@ -283,24 +283,8 @@ def _run_identify(method, *, out_dir, seed, latents, segments, mixing_layers, st
         "latents": setting.latents, "segments": setting.segments, "mixing_layers": setting.mixing_layers,
         "steps": setting.steps, "seed": seed, "conditional": conditional if SETTING_OF[method] == "pairs" else None,
         "train_seconds": train_seconds, "seconds": time.perf_counter() - t0,
-        "final_loss": summary.get("final_loss"), "setting": _jsonable(dataclasses.asdict(setting)),
+        "final_loss": summary.get("final_loss"), "setting": jsonable(dataclasses.asdict(setting)),
     })
     if write:
-        from crlkit.report.html import atomic_write_text
-
-        atomic_write_text(out / "results.json", json.dumps(_jsonable(results), indent=2) + "\n")
+        atomic_write_json(out / "results.json", results)
     return results
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.floating):
-        return float(obj)
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    return obj

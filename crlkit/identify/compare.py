@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from crlkit.files import atomic_write_text, save_figure
 from crlkit.identify.benchmark import run_identify
 
 #: columns of the comparison table, in order
@@ -91,8 +92,6 @@ def write_table(table: list[dict[str, Any]], out: Path) -> None:
     """``comparison.csv`` (pandas) and ``comparison.md`` (atomic writes); empty cells for n/a."""
     import pandas as pd
 
-    from crlkit.report.html import atomic_write_text
-
     df = pd.DataFrame(table, columns=list(COLUMNS))
     buf = io.StringIO()
     df.to_csv(buf, index=False, float_format="%.4f")
@@ -133,9 +132,4 @@ def plot_comparison(table: list[dict[str, Any]], path: Path) -> Path:
     ax.legend(loc="lower right", fontsize=8)
     ax.set_title("Identifiability: MCC against the chance level of an entangled (rotated) solution", fontsize=9)
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return save_figure(fig, path, dpi=110)

@@ -368,9 +368,11 @@ BASELINE_METRICS: dict[str, Callable[..., float]] = {
 
 
 def random_rotation(d: int, rng: np.random.Generator) -> np.ndarray:
-    """A Haar-distributed random rotation in SO(d) (QR of a Gaussian matrix, signs fixed)."""
-    q, r = np.linalg.qr(rng.standard_normal((d, d)))
-    q = q * np.sign(np.diag(r))[None, :]
+    """A Haar-distributed random rotation in SO(d): a Haar orthogonal matrix
+    (:func:`crlkit.mixing.random_orthogonal`) with its first column flipped if det = -1."""
+    from crlkit.mixing.linear import random_orthogonal
+
+    q = random_orthogonal(d, d, rng)
     if np.linalg.det(q) < 0:
         q[:, 0] = -q[:, 0]
     return q

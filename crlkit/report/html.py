@@ -4,24 +4,16 @@ from __future__ import annotations
 
 import datetime as _dt
 import html
-import os
 from pathlib import Path
 
 import jinja2
+
+from crlkit.files import atomic_write_text  # noqa: F401  (re-exported)
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("crlkit.report", "templates"),
     autoescape=jinja2.select_autoescape(["html"]),
 )
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and ``os.replace`` (never half-written)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def render_page(title: str, sections: list[dict], *, subtitle: str = "") -> str:
