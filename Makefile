@@ -23,7 +23,7 @@ test: install
 	$(BIN)/python -m pytest
 
 bench: install
-	@echo "Benchmarks are run by hand; see bench/README.md"
+	@cat bench/README.md
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info
