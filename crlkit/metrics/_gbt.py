@@ -11,7 +11,11 @@ over all trees of a factor, normalised to sum 1).
 scikit-learn fits those trees one at a time in a Python loop: 100 x 113 = 11,300 trees for
 the five dSprites factors. Here all trees of one boosting stage (every class of every
 factor) are grown together, level by level, with cumulative sums over pre-sorted features,
-so the cost is a few hundred array operations per stage.
+so the cost is a few hundred array operations per stage. With numba installed the exact split
+search (the hot loop) runs as a compiled kernel instead (``engine="numba"``,
+:mod:`crlkit.metrics._gbt_numba`): one pass per latent over its value order, every tree's
+running sums in the inner loop; it returns the same gains and thresholds, and everything else
+(tie-breaking, leaf values, routing) is the shared NumPy code below.
 
 With every distinct value a candidate threshold (``max_bins=None``) this is the same model
 up to floating-point summation order; exact ties between features (frequent in the small
@@ -218,7 +222,7 @@ def _grow_stage(x: np.ndarray, bin_matrix, root_counts: np.ndarray, lo: np.ndarr
 class _SortedFeatures:
     """Stage-invariant tables of the exact search: each feature's value order and value groups."""
 
-    def __init__(self, x: np.ndarray, n_trees: int):
+    def __init__(self, x: np.ndarray, n_trees: int, tree_index: bool = True):
         n, p = x.shape
         order = np.argsort(x, axis=0, kind="stable")
         self.xs = np.ascontiguousarray(np.take_along_axis(x, order, axis=0).T)      # (p, n) sorted values
@@ -228,13 +232,14 @@ class _SortedFeatures:
         gaps = np.diff(self.xs, axis=1) > _FEATURE_THRESHOLD
         self.grp_sorted = np.concatenate([np.zeros((p, 1), np.int32), np.cumsum(gaps, axis=1, dtype=np.int32)], axis=1)
         self.has_ties = self.grp_sorted[:, -1] < n - 1                               # (p,)
-        # flat index into the (T, n) gradient array of the sample at each rank, per tree
-        self.o_tree = self.o_rank[:, None, :] + (np.arange(n_trees) * n)[None, :, None]  # (p, T, n)
+        # flat index into the (T, n) gradient array of the sample at each rank, per tree (NumPy
+        # scan only; the compiled scan does without this (p, T, n) table)
+        self.o_tree = self.o_rank[:, None, :] + (np.arange(n_trees) * n)[None, :, None] if tree_index else None
 
 
 def _grow_stage_exact(x: np.ndarray, sf: _SortedFeatures, grad: np.ndarray, max_depth: int,
                       importance: np.ndarray, rng: np.random.Generator, chunk_elems: int = 1 << 22,
-                      pool=None, n_chunks: int = 1):
+                      pool=None, n_chunks: int = 1, nb=None):
     """As :func:`_grow_stage`, searching every threshold between consecutive distinct values
     of each node's samples, as scikit-learn's ``BestSplitter`` does.
 
@@ -249,7 +254,8 @@ def _grow_stage_exact(x: np.ndarray, sf: _SortedFeatures, grad: np.ndarray, max_
     node = np.zeros((n, t_cols), dtype=np.int64)
     is_open = np.ones((t_cols, 1), dtype=bool)
     levels = []
-    grad_flat = np.ascontiguousarray(grad.T).ravel()                          # (T*n,) tree-major
+    grad_tn = np.ascontiguousarray(grad.T)                                    # (T, n) tree-major
+    grad_flat = grad_tn.ravel()
     xs, o_rank, o_tree, grp_sorted, has_ties = sf.xs, sf.o_rank, sf.o_tree, sf.grp_sorted, sf.has_ties
     grad2 = grad * grad
     x_flat = x.ravel()
@@ -258,88 +264,103 @@ def _grow_stage_exact(x: np.ndarray, sf: _SortedFeatures, grad: np.ndarray, max_
     f_chunk = max(1, min(-(-p // n_chunks), chunk_elems // max(1, t_cols * n)))
     for level in range(max_depth):
         m = 2 ** level
-        tn = cols[None, :] * m + node                                         # (n, T)
-        cnt = np.bincount(tn.ravel(), minlength=t_cols * m).reshape(t_cols, m).astype(np.int64)
-        tot = np.bincount(tn.ravel(), weights=grad.ravel(), minlength=t_cols * m).reshape(t_cols, m)
-        tot2 = np.bincount(tn.ravel(), weights=grad2.ravel(), minlength=t_cols * m).reshape(t_cols, m)
-        start = np.cumsum(cnt, axis=1) - cnt                                  # (T, M) segment starts
-        marks = np.zeros((t_cols, n + 1), dtype=np.int64)
-        np.add.at(marks, (np.repeat(cols, m - 1), start[:, 1:].ravel()), 1)
-        seg = np.cumsum(marks[:, :n], axis=1)                                 # (T, n) node of each position
-        seg_start = np.take_along_axis(start, seg, axis=1)
-        n_left = (positions[None, :] - seg_start + 1).astype(np.float64)      # (T, n)
-        n_seg = np.take_along_axis(cnt, seg, axis=1).astype(np.float64)
-        s_seg = np.take_along_axis(tot, seg, axis=1)
-        last = n_left == n_seg
-        inv_left = 1.0 / n_left
-        with np.errstate(divide="ignore"):
-            inv_right = np.where(last, np.nan, 1.0 / (n_seg - n_left))        # NaN: no sample right
-        const = tot * tot / np.maximum(cnt, 1)                                # (T, M) S^2/N per node
-        # flat segment starts for reduceat; an empty trailing segment would start at T*n (out of
-        # range): clipping it to T*n - 1 only drops a segment's last position, never a valid split
-        seg_first = np.minimum((cols[:, None] * n + start).ravel(), t_cols * n - 1)
-        # subtracting the previous segment's total at each segment start makes one cumsum
-        # restart at every segment: prefix sums within nodes
-        reset_t, reset_m = np.nonzero(start[:, 1:] < n)                      # segment m+1 starts inside
-        reset_pos = start[reset_t, reset_m + 1]
-        reset_val = tot[reset_t, reset_m]                                     # previous segment's total
-        node8 = node.T.astype(np.int8 if m <= 127 else np.int16)              # (T, n)
-        feat_gain = np.full((p, t_cols, m), -np.inf)
-        feat_thr = np.zeros((p, t_cols, m))
-        def scan(fs):
-            nf = len(fs)
-            sl = slice(int(fs[0]), int(fs[-1]) + 1)                           # contiguous: views, no copies
-            o = o_rank[sl]                                                    # (F, n) sample at each rank
-            if m == 1:
-                perm = None
-                g = np.take(grad_flat, o_tree[sl])                            # value-sorted gradients
-            else:
-                perm = np.argsort(np.swapaxes(node8[:, o], 0, 1), axis=2, kind="stable")  # radix sort by node
-                g = np.take(grad_flat, np.take_along_axis(o_tree[sl], perm, axis=2))  # node-sorted
-            if m > 1:
-                # within-segment prefix sums: restart the running sum at each node's first sample
-                np.subtract.at(g, (slice(None), reset_t, reset_pos), reset_val)
-            s_left = np.cumsum(g, axis=2)
-            gain = s_left * s_left
-            gain *= inv_left
-            s_left -= s_seg
-            s_left *= s_left
-            s_left *= inv_right
-            gain += s_left                                                    # NaN where invalid
-            if has_ties[sl].any():  # no threshold between equal values
-                gp = np.broadcast_to(grp_sorted[sl][:, None, :], gain.shape) if perm is None else \
-                    np.take_along_axis(grp_sorted[sl][:, None, :], perm, axis=2)
-                gain[..., :-1][gp[..., 1:] == gp[..., :-1]] = np.nan
-            gflat = gain.reshape(nf, -1)                                      # (F, T*n)
-            segmax = np.fmax.reduceat(gflat, seg_first, axis=1)               # (F, T*M), ignores NaN
-            segmax[np.isnan(segmax)] = -np.inf                                # no valid split at all
-            segmax[:, (cnt == 0).ravel()] = -np.inf
-            # first position of each segment's maximum (sklearn keeps the first best threshold)
-            hits = np.flatnonzero(gflat == np.repeat(segmax, cnt.ravel(), axis=1))
-            starts = (np.arange(nf)[:, None] * (t_cols * n) + seg_first[None, :]).ravel()
-            if len(hits):
-                first = hits[np.minimum(np.searchsorted(hits, starts), len(hits) - 1)]
-            else:
-                first = starts
-            first = first.reshape(nf, -1) - np.arange(nf)[:, None] * (t_cols * n)
-            # position within the tree's row of the chosen sample and of the next one (same
-            # node, next larger value); ranks in the feature's value order give the values
-            pos = np.clip(first - (cols * n).repeat(m)[None, :], 0, n - 2)     # (F, T*M)
-            t_of = np.broadcast_to(np.repeat(cols, m)[None, :], pos.shape)
-            f_of = np.broadcast_to(np.arange(nf)[:, None], pos.shape)
-            rank_lo = pos if perm is None else perm[f_of, t_of, pos]
-            rank_hi = pos + 1 if perm is None else perm[f_of, t_of, pos + 1]
-            lo = xs[fs[f_of], rank_lo]
-            hi = xs[fs[f_of], rank_hi]
-            thr = lo / 2.0 + hi / 2.0
-            thr = np.where((thr == hi) | ~np.isfinite(thr), lo, thr)          # scikit-learn's guard
-            return fs, segmax.reshape(nf, t_cols, m) - const[None], thr.reshape(nf, t_cols, m)
+        if nb is not None:  # compiled (crlkit.metrics._gbt_numba): same sums, gains, thresholds
+            cnt, tot, tot2, tn32 = nb.node_stats(node, grad, m)
+            feat_gain = np.empty((p, t_cols, m))
+            feat_thr = np.empty((p, t_cols, m))
+            grad_c, tot_f, cnt_f = np.ascontiguousarray(grad), tot.ravel(), cnt.ravel()
+            gain_f, thr_f = feat_gain.reshape(p, -1), feat_thr.reshape(p, -1)
 
-        chunks = [np.arange(f0, min(p, f0 + f_chunk)) for f0 in range(0, p, f_chunk)]
-        results = pool.map(scan, chunks) if pool is not None else map(scan, chunks)
-        for fs, fg, ft in results:
-            feat_gain[fs] = fg
-            feat_thr[fs] = ft
+            def kscan(fs):
+                nb.scan_features(int(fs[0]), int(fs[-1]) + 1, o_rank, xs, grp_sorted, has_ties, grad_c, tn32,
+                                 tot_f, cnt_f, gain_f, thr_f)
+
+            f_chunks = [np.arange(f0, min(p, f0 + -(-p // n_chunks))) for f0 in range(0, p, -(-p // n_chunks))]
+            list(pool.map(kscan, f_chunks) if pool is not None else map(kscan, f_chunks))
+            feat_gain -= (tot * tot / np.maximum(cnt, 1))[None]
+        else:  # NumPy scan
+            tn = cols[None, :] * m + node                                     # (n, T)
+            cnt = np.bincount(tn.ravel(), minlength=t_cols * m).reshape(t_cols, m).astype(np.int64)
+            tot = np.bincount(tn.ravel(), weights=grad.ravel(), minlength=t_cols * m).reshape(t_cols, m)
+            tot2 = np.bincount(tn.ravel(), weights=grad2.ravel(), minlength=t_cols * m).reshape(t_cols, m)
+            start = np.cumsum(cnt, axis=1) - cnt                                  # (T, M) segment starts
+            marks = np.zeros((t_cols, n + 1), dtype=np.int64)
+            np.add.at(marks, (np.repeat(cols, m - 1), start[:, 1:].ravel()), 1)
+            seg = np.cumsum(marks[:, :n], axis=1)                                 # (T, n) node of each position
+            seg_start = np.take_along_axis(start, seg, axis=1)
+            n_left = (positions[None, :] - seg_start + 1).astype(np.float64)      # (T, n)
+            n_seg = np.take_along_axis(cnt, seg, axis=1).astype(np.float64)
+            s_seg = np.take_along_axis(tot, seg, axis=1)
+            last = n_left == n_seg
+            inv_left = 1.0 / n_left
+            with np.errstate(divide="ignore"):
+                inv_right = np.where(last, np.nan, 1.0 / (n_seg - n_left))        # NaN: no sample right
+            const = tot * tot / np.maximum(cnt, 1)                                # (T, M) S^2/N per node
+            # flat segment starts for reduceat; an empty trailing segment would start at T*n (out of
+            # range): clipping it to T*n - 1 only drops a segment's last position, never a valid split
+            seg_first = np.minimum((cols[:, None] * n + start).ravel(), t_cols * n - 1)
+            # subtracting the previous segment's total at each segment start makes one cumsum
+            # restart at every segment: prefix sums within nodes
+            reset_t, reset_m = np.nonzero(start[:, 1:] < n)                      # segment m+1 starts inside
+            reset_pos = start[reset_t, reset_m + 1]
+            reset_val = tot[reset_t, reset_m]                                     # previous segment's total
+            node8 = node.T.astype(np.int8 if m <= 127 else np.int16)              # (T, n)
+            feat_gain = np.full((p, t_cols, m), -np.inf)
+            feat_thr = np.zeros((p, t_cols, m))
+            def scan(fs):
+                nf = len(fs)
+                sl = slice(int(fs[0]), int(fs[-1]) + 1)                           # contiguous: views, no copies
+                o = o_rank[sl]                                                    # (F, n) sample at each rank
+                if m == 1:
+                    perm = None
+                    g = np.take(grad_flat, o_tree[sl])                            # value-sorted gradients
+                else:
+                    perm = np.argsort(np.swapaxes(node8[:, o], 0, 1), axis=2, kind="stable")  # radix sort by node
+                    g = np.take(grad_flat, np.take_along_axis(o_tree[sl], perm, axis=2))  # node-sorted
+                if m > 1:
+                    # within-segment prefix sums: restart the running sum at each node's first sample
+                    np.subtract.at(g, (slice(None), reset_t, reset_pos), reset_val)
+                s_left = np.cumsum(g, axis=2)
+                gain = s_left * s_left
+                gain *= inv_left
+                s_left -= s_seg
+                s_left *= s_left
+                s_left *= inv_right
+                gain += s_left                                                    # NaN where invalid
+                if has_ties[sl].any():  # no threshold between equal values
+                    gp = np.broadcast_to(grp_sorted[sl][:, None, :], gain.shape) if perm is None else \
+                        np.take_along_axis(grp_sorted[sl][:, None, :], perm, axis=2)
+                    gain[..., :-1][gp[..., 1:] == gp[..., :-1]] = np.nan
+                gflat = gain.reshape(nf, -1)                                      # (F, T*n)
+                segmax = np.fmax.reduceat(gflat, seg_first, axis=1)               # (F, T*M), ignores NaN
+                segmax[np.isnan(segmax)] = -np.inf                                # no valid split at all
+                segmax[:, (cnt == 0).ravel()] = -np.inf
+                # first position of each segment's maximum (sklearn keeps the first best threshold)
+                hits = np.flatnonzero(gflat == np.repeat(segmax, cnt.ravel(), axis=1))
+                starts = (np.arange(nf)[:, None] * (t_cols * n) + seg_first[None, :]).ravel()
+                if len(hits):
+                    first = hits[np.minimum(np.searchsorted(hits, starts), len(hits) - 1)]
+                else:
+                    first = starts
+                first = first.reshape(nf, -1) - np.arange(nf)[:, None] * (t_cols * n)
+                # position within the tree's row of the chosen sample and of the next one (same
+                # node, next larger value); ranks in the feature's value order give the values
+                pos = np.clip(first - (cols * n).repeat(m)[None, :], 0, n - 2)     # (F, T*M)
+                t_of = np.broadcast_to(np.repeat(cols, m)[None, :], pos.shape)
+                f_of = np.broadcast_to(np.arange(nf)[:, None], pos.shape)
+                rank_lo = pos if perm is None else perm[f_of, t_of, pos]
+                rank_hi = pos + 1 if perm is None else perm[f_of, t_of, pos + 1]
+                lo = xs[fs[f_of], rank_lo]
+                hi = xs[fs[f_of], rank_hi]
+                thr = lo / 2.0 + hi / 2.0
+                thr = np.where((thr == hi) | ~np.isfinite(thr), lo, thr)          # scikit-learn's guard
+                return fs, segmax.reshape(nf, t_cols, m) - const[None], thr.reshape(nf, t_cols, m)
+
+            chunks = [np.arange(f0, min(p, f0 + f_chunk)) for f0 in range(0, p, f_chunk)]
+            results = pool.map(scan, chunks) if pool is not None else map(scan, chunks)
+            for fs, fg, ft in results:
+                feat_gain[fs] = fg
+                feat_thr[fs] = ft
         best_gain = feat_gain.max(axis=0)                                     # (T, M)
         tied = feat_gain >= best_gain[None] - 1e-12 * np.maximum(1.0, np.abs(best_gain[None]))
         best_feat = np.where(tied, rng.random(tied.shape), -1.0).argmax(axis=0)
@@ -349,8 +370,11 @@ def _grow_stage_exact(x: np.ndarray, sf: _SortedFeatures, grad: np.ndarray, max_
         thr = np.where(do_split, np.take_along_axis(feat_thr, best_feat[None], axis=0)[0], np.inf)
         gains = np.where(do_split, best_gain, 0.0) / n
         np.add.at(importance, (np.repeat(cols, m), best_feat.ravel()), gains.ravel())
-        xv = np.take(x_flat, row_base + np.take(best_feat, tn))
-        node = 2 * node + (xv > np.take(thr, tn))
+        if nb is not None:
+            nb.route_level(x, best_feat, thr, node)                          # in place
+        else:
+            xv = np.take(x_flat, row_base + np.take(best_feat, tn))
+            node = 2 * node + (xv > np.take(thr, tn))
         is_open = np.repeat(do_split, 2, axis=1)
         levels.append((best_feat, thr))
     return node, levels
@@ -373,9 +397,13 @@ def _route(x: np.ndarray, levels) -> np.ndarray:
 def boosted_tree_importances(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
                              y_test: np.ndarray, *, n_estimators: int = 100, max_depth: int = 3,
                              learning_rate: float = 0.1, max_bins: int | None = None, seed=0,
-                             n_jobs: int = 1):
+                             n_jobs: int = 1, engine: str = "numpy"):
     """Fit one gradient-boosted classifier per factor (scikit-learn defaults) on all factors
     at once.
+
+    ``engine="numba"`` runs the exact split search (``max_bins=None``) as a compiled kernel
+    (:mod:`crlkit.metrics._gbt_numba`; same gains and thresholds, same seeded tie-breaking);
+    ``"numpy"`` as vectorised NumPy. The binned search is NumPy in both.
 
     Returns
     -------
@@ -397,8 +425,11 @@ def boosted_tree_importances(x_train: np.ndarray, y_train: np.ndarray, x_test: n
         from concurrent.futures import ThreadPoolExecutor
 
         pool = ThreadPoolExecutor(n_jobs)
+    nb = None
+    if exact and engine == "numba":
+        from crlkit.metrics import _gbt_numba as nb
     if exact:
-        sorted_features = _SortedFeatures(x_train, groups.n_columns)
+        sorted_features = _SortedFeatures(x_train, groups.n_columns, tree_index=nb is None)
     else:
         bins, lo, hi, n_bins = _bin_features(x_train, max_bins)
         # sparse (p*B, n) one-hot of each sample's bin per feature: histograms are products with it
@@ -418,9 +449,14 @@ def boosted_tree_importances(x_train: np.ndarray, y_train: np.ndarray, x_test: n
         grad = target - prob                                                  # negative gradient
         if exact:
             leaf, levels = _grow_stage_exact(x_train, sorted_features, grad, max_depth, importance, rng,
-                                             pool=pool, n_chunks=n_jobs)
+                                             pool=pool, n_chunks=n_jobs, nb=nb)
         else:
             leaf, levels = _grow_stage(x_train, bin_matrix, root_counts, lo, hi, grad, max_depth, importance, rng)
+        if nb is not None:
+            value = nb.leaf_update(grad, prob, leaf, newton, n_leaves, learning_rate, raw)
+            nb.apply_stage(x_test, tuple(f for f, _ in levels), tuple(t for _, t in levels), value,
+                           learning_rate, raw_test)
+            continue
         idx = (flat_base + leaf).ravel()
         size = t_cols * n_leaves
         num = np.bincount(idx, weights=grad.ravel(), minlength=size)

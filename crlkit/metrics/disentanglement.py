@@ -19,7 +19,7 @@ from crlkit.metrics._checks import as_factors, as_matrix, choice, positive_int, 
 from crlkit.metrics._gbt import boosted_tree_importances
 from crlkit.metrics._info import discretize, entropy, mutual_info_matrix
 
-DCI_BACKENDS = ("numpy", "sklearn")
+DCI_BACKENDS = ("auto", "numba", "numpy", "sklearn")
 
 
 def _train_test(codes, factors, codes_test, factors_test, *, min_rows: int = 2):
@@ -83,7 +83,16 @@ def _entropy_weighted_score(importance: np.ndarray, axis: int) -> float:
     return float(np.sum(per * weight))
 
 
-def dci_importance_matrix(codes, factors, codes_test, factors_test, *, backend: str = "numpy",
+def _numba_available() -> bool:
+    """Whether the compiled DCI engine can be used (numba installed and importable)."""
+    try:
+        import crlkit.metrics._gbt_numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def dci_importance_matrix(codes, factors, codes_test, factors_test, *, backend: str = "auto",
                           max_bins: int | None = None, seed=0, n_jobs: int = 1):
     """Importance matrix ``R`` (n_latents, n_factors) of gradient-boosted trees, with the
     per-factor train and test accuracies.
@@ -98,14 +107,24 @@ def dci_importance_matrix(codes, factors, codes_test, factors_test, *, backend: 
     that many quantile bins per latent (faster, but it shifts D and C by up to ~0.03 on
     noisy, over-fitted codes; see bench/RESULTS_metrics.md). ``n_jobs`` threads scan the
     latents in parallel (exact mode; results are identical for any ``n_jobs``).
+    ``backend="numba"`` is the same engine with the exact split search, node statistics,
+    routing and leaf updates compiled by numba (same gains, thresholds and seeded
+    tie-breaking as ``"numpy"``; ~4x faster than it, ~14x faster than scikit-learn on 1,000
+    dSprites samples); the binned search (``max_bins``) stays NumPy.
+    ``backend="auto"`` (default) is ``"numba"`` when numba imports, else ``"numpy"``.
     """
     c, f, ct, ft = _train_test(codes, factors, codes_test, factors_test)
     choice("backend", backend, DCI_BACKENDS)
     if max_bins is not None:
         max_bins = positive_int("max_bins", max_bins, minimum=2)
-    if backend == "numpy":
+    if backend == "auto":
+        backend = "numba" if _numba_available() else "numpy"
+    elif backend == "numba" and not _numba_available():
+        raise CrlkitError("backend='numba' needs numba (pip install numba); or use backend='numpy'")
+    if backend in ("numpy", "numba"):
         n_jobs = positive_int("n_jobs", n_jobs)
-        return boosted_tree_importances(c, f, ct, ft, max_bins=max_bins, seed=rng_from(seed), n_jobs=n_jobs)
+        return boosted_tree_importances(c, f, ct, ft, max_bins=max_bins, seed=rng_from(seed), n_jobs=n_jobs,
+                                        engine=backend)
     from sklearn.ensemble import GradientBoostingClassifier
 
     imp = np.zeros((c.shape[1], f.shape[1]))
@@ -118,7 +137,7 @@ def dci_importance_matrix(codes, factors, codes_test, factors_test, *, backend: 
     return imp, tr, te
 
 
-def dci_scores(codes, factors, codes_test, factors_test, *, backend: str = "numpy",
+def dci_scores(codes, factors, codes_test, factors_test, *, backend: str = "auto",
                max_bins: int | None = None, seed=0, n_jobs: int = 1) -> dict:
     r"""Disentanglement, completeness and informativeness (Eastwood & Williams 2018), as in
     disentanglement_lib.

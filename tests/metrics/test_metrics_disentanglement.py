@@ -63,16 +63,29 @@ def test_dci_identity_and_constant(data):
     assert c["informativeness"] < 0.5
 
 
-def test_dci_numpy_matches_sklearn():
-    # the vectorised boosting is the same model as sklearn's GradientBoostingClassifier
+def _numba_missing():
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return True
+    return False
+
+
+needs_numba = pytest.mark.skipif(_numba_missing(), reason="numba not installed")
+
+
+@pytest.mark.parametrize("backend", ["numpy", pytest.param("numba", marks=needs_numba)])
+def test_dci_numpy_matches_sklearn(backend):
+    # the vectorised boosting (NumPy or numba split search) is the same model as sklearn's
+    # GradientBoostingClassifier
     f, ft = factors(300, 4, sizes=(2, 3)), factors(300, 5, sizes=(2, 3))
     codes = np.column_stack([f + 0.6 * noise(300, 2, seed=6), noise(300, 1, seed=7)])
     codes_t = np.column_stack([ft + 0.6 * noise(300, 2, seed=8), noise(300, 1, seed=9)])
-    ours, tr, te = dci_importance_matrix(codes, f, codes_t, ft, max_bins=None)
+    ours, tr, te = dci_importance_matrix(codes, f, codes_t, ft, max_bins=None, backend=backend)
     ref, tr_ref, te_ref = dci_importance_matrix(codes, f, codes_t, ft, backend="sklearn")
     assert np.abs(ours - ref).max() < 0.02
     assert np.abs(te - te_ref).max() <= 0.02
-    a = dci_scores(codes, f, codes_t, ft, max_bins=None)
+    a = dci_scores(codes, f, codes_t, ft, max_bins=None, backend=backend)
     b = dci_scores(codes, f, codes_t, ft, backend="sklearn")
     for k in a:
         assert a[k] == pytest.approx(b[k], abs=0.02)
@@ -81,6 +94,33 @@ def test_dci_numpy_matches_sklearn():
     binned = dci_scores(codes, f, codes_t, ft, max_bins=32)
     for k in a:
         assert binned[k] == pytest.approx(b[k], abs=0.06)
+
+
+@needs_numba
+def test_dci_numba_equals_numpy_engine():
+    # same gains, thresholds and seeded tie-breaking: the same trees up to summation order;
+    # a tied latent (rounded codes) exercises the value-group rule
+    f, ft = factors(250, 4, sizes=(2, 3, 5)), factors(150, 5, sizes=(2, 3, 5))
+    codes = np.column_stack([f + 0.6 * noise(250, 3, seed=6), np.round(noise(250, 1, seed=7), 1)])
+    codes_t = np.column_stack([ft + 0.6 * noise(150, 3, seed=8), np.round(noise(150, 1, seed=9), 1)])
+    for bins in (None, 16):
+        a = dci_importance_matrix(codes, f, codes_t, ft, max_bins=bins, backend="numpy", seed=3)
+        b = dci_importance_matrix(codes, f, codes_t, ft, max_bins=bins, backend="numba", seed=3)
+        np.testing.assert_allclose(b[0], a[0], rtol=0, atol=1e-9)
+        np.testing.assert_array_equal(b[1], a[1])
+        np.testing.assert_array_equal(b[2], a[2])
+    auto = dci_importance_matrix(codes, f, codes_t, ft, backend="auto", seed=3)  # numba when installed
+    exact = dci_importance_matrix(codes, f, codes_t, ft, backend="numba", seed=3)
+    np.testing.assert_array_equal(auto[0], exact[0])
+
+
+def test_dci_auto_backend_falls_back_to_numpy(monkeypatch):
+    import crlkit.metrics.disentanglement as dis
+
+    f, ft = factors(120, 4), factors(80, 5)
+    codes, codes_t = f + 0.5 * noise(120, 3, seed=6), ft + 0.5 * noise(80, 3, seed=7)
+    monkeypatch.setattr(dis, "_numba_available", lambda: False)
+    assert dci_scores(codes, f, codes_t, ft) == dci_scores(codes, f, codes_t, ft, backend="numpy")
 
 
 def test_dci_invariant_to_permutation_and_monotone_maps():
