@@ -56,3 +56,16 @@ def test_setting_validation():
     assert s.sampler["content"] == 4 and s.model["num_latents"] == 4
     s = make_setting("contrastive", conditional="gaussian")
     assert s.model["p"] == 2.0 and s.sampler["conditional"] == "gaussian"
+
+
+def test_ivae_restarts_select_by_heldout_elbo(tmp_path):
+    from crlkit.identify import run_identify
+
+    res = run_identify("ivae", latents=3, segments=7, mixing_layers=1, steps=20, eval_samples=300, seed=1,
+                       restarts=2, out_dir=tmp_path / "rs")
+    runs = res["restarts"]
+    assert [r["seed"] for r in runs] == [1, 1001] and sum(r["selected"] for r in runs) == 1
+    best = max(runs, key=lambda r: r["heldout_elbo"])
+    assert best["selected"] and (tmp_path / "rs" / "model_restart1" / "checkpoint.pt").exists()
+    with pytest.raises(CrlkitError, match="restarts"):
+        run_identify("contrastive", latents=3, mixing_layers=1, steps=5, restarts=2, out_dir=tmp_path / "c")
