@@ -540,7 +540,6 @@ class Interventional(Contrastive):
 
         cv = self.causal_variables(x, x_int)
         z = cv["z"]
-        n = z.shape[1]
         z_std = (z - z.mean(0)) / (z.std(0) + 1e-12)
         cg = pc(z_std, alpha=self.config.alpha, indep_test=self.config.indep_test,
                 stable=True, show_progress=False)
