@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from crlkit.errors import CrlkitError
+from crlkit.seeding import as_generator
 
 
 class GroundTruthData:
@@ -99,12 +100,3 @@ class GroundTruthData:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, factors={self.factor_names})"
-
-
-def as_generator(rng) -> np.random.Generator:
-    """Accept a Generator or an int seed (explicit seeding, never the global RNG)."""
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if rng is None:
-        raise CrlkitError("a seed or numpy.random.Generator is required (crlkit uses no global RNG)")
-    return np.random.default_rng(rng)

@@ -28,6 +28,7 @@ from crlkit.errors import CrlkitError
 from crlkit.mixing.base import Mixing
 from crlkit.scm import LatentSCM
 from crlkit.scm.marginals import FactorisedMarginals
+from crlkit.seeding import as_generator
 
 
 def marginals_of(scm: LatentSCM) -> FactorisedMarginals:
@@ -55,7 +56,7 @@ def default_rotation(d: int, seed=0, *, n_candidates: int = 32) -> np.ndarray:
     if d == 2:
         c = np.sqrt(0.5)
         return np.array([[c, -c], [c, c]])
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    rng = as_generator(seed)
     best, best_score = None, np.inf
     for _ in range(n_candidates):
         r = random_rotation(d, rng)

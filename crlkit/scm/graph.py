@@ -11,6 +11,7 @@ import numpy as np
 
 from crlkit.errors import CrlkitError
 from crlkit.registry import unknown_choice
+from crlkit.seeding import as_generator
 
 GRAPHS = ("er", "chain", "full", "empty")
 
@@ -85,7 +86,7 @@ def random_dag(d: int, graph: str = "er", *, expected_degree: float = 2.0,
         raise CrlkitError(unknown_choice("graph", graph, GRAPHS))
     if d < 1:
         raise CrlkitError(f"number of latents must be >= 1; got {d}")
-    rng = np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng
+    rng = as_generator(rng)
     upper = np.triu(np.ones((d, d)), k=1)
     if graph == "empty":
         return np.zeros((d, d))

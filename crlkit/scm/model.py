@@ -24,15 +24,8 @@ from crlkit.scm.graph import descendants, random_dag, topological_order, check_a
 from crlkit.scm.mechanisms import (LinearMechanism, Mechanism, ScaledMechanism, ZeroMechanism, check_mechanism,
                                    random_mlp, random_weights)
 from crlkit.scm.marginals import FactorisedMarginals
+from crlkit.seeding import as_generator
 from crlkit.scm.noise import check_noise, noise_logpdf, sample_noise
-
-
-def _rng(seed) -> np.random.Generator:
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if seed is None:
-        raise CrlkitError("a seed or numpy.random.Generator is required (crlkit uses no global RNG)")
-    return np.random.default_rng(seed)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,7 +155,7 @@ class LatentSCM:
             raise CrlkitError(f"confounders and segments must be >= 0; got {confounders}, {segments}")
         if confounders and d < 2:
             raise CrlkitError("confounders need at least 2 observed latents")
-        rng = _rng(seed)
+        rng = as_generator(seed)
         obs = random_dag(d, graph, expected_degree=expected_degree, rng=rng)
         k, p = int(confounders), d + int(confounders)
         binary = np.zeros((p, p))
@@ -197,7 +190,7 @@ class LatentSCM:
         ``w_ij c_i / c_j`` and may leave ``weight_range``)."""
         if self.hard or self.soft:
             raise CrlkitError("standardize the model before intervening on it")
-        sample = self.sample_full(n_probe, _rng(seed))
+        sample = self.sample_full(n_probe, as_generator(seed))
         c = sample.z_full.std(axis=0)
         c = np.where(c > 0, c, 1.0)
         linear = all(isinstance(m, LinearMechanism) for m in self.mechanisms)
@@ -288,7 +281,7 @@ class LatentSCM:
         """A copy whose observed nodes' noise scale (and mean, if ``mean_range``) vary by segment."""
         if segments < 1:
             raise CrlkitError(f"segments must be >= 1; got {segments}")
-        rng = _rng(seed)
+        rng = as_generator(seed)
         p = len(self.full_adjacency)
         sc, sh = np.ones((segments, p)), np.zeros((segments, p))
         sc[:, self.observed] = rng.uniform(*scale_range, size=(segments, self.num_latents))
@@ -325,7 +318,7 @@ class LatentSCM:
 
     def sample_noise(self, n: int, seed) -> np.ndarray:
         """Standardised exogenous noise ``(n, p)`` for all nodes (hidden included)."""
-        return sample_noise(self.noise, (int(n), len(self.full_adjacency)), _rng(seed))
+        return sample_noise(self.noise, (int(n), len(self.full_adjacency)), as_generator(seed))
 
     def propagate(self, noise: np.ndarray, u: np.ndarray | None = None, *, do_mask: np.ndarray | None = None,
                   do_values: np.ndarray | None = None, cut_mask: np.ndarray | None = None) -> np.ndarray:
@@ -361,7 +354,7 @@ class LatentSCM:
     def sample_full(self, n: int, seed, *, u: np.ndarray | None = None) -> SCMSample:
         """Draw noise then (for segmented models without ``u``) uniform segment labels, and
         propagate. The noise does not depend on interventions: counterfactually consistent."""
-        rng = _rng(seed)
+        rng = as_generator(seed)
         noise = self.sample_noise(n, rng)
         if self.num_segments and u is None:
             u = rng.integers(0, self.num_segments, size=int(n))
