@@ -134,8 +134,8 @@ def make_synthetic(*, latents: int = 5, graph: str = "empty", expected_degree: f
                    confounders: int = 0, segments: int = 0,
                    segment_scale: tuple[float, float] = (0.5, 3.0), segment_means: tuple[float, float] | None = None,
                    mixing: str = "mlp", mixing_layers: int = 3, slope: float = 0.2, cond_quantile: float = 0.25,
-                   observed_dim: int | None = None, degree: int = 2, obs_noise: float = 0.0,
-                   seed: int = 0) -> SyntheticData:
+                   mixing_activation: str = "lrelu", observed_dim: int | None = None, degree: int = 2,
+                   obs_noise: float = 0.0, seed: int = 0) -> SyntheticData:
     """Build a ``synthetic`` dataset.
 
     Parameters
@@ -160,7 +160,8 @@ def make_synthetic(*, latents: int = 5, graph: str = "empty", expected_degree: f
         Number M of segments (0: none); per segment and latent the noise scale factor is
         ``U(segment_scale)`` and, when ``segment_means`` is given, the mean ``U(segment_means)``.
     mixing : {"mlp", "linear", "orthogonal", "polynomial", "identity"}
-        The mixing ``g``; ``mixing_layers``, ``slope`` and ``cond_quantile`` for ``"mlp"``,
+        The mixing ``g``; ``mixing_layers``, ``slope``, ``cond_quantile`` and
+        ``mixing_activation`` (``"lrelu"`` or ``"xtanh"``: ``tanh(h) + slope * h``) for ``"mlp"``,
         ``degree`` (2 or 3) for ``"polynomial"``, ``observed_dim`` (>= latents) for
         mlp / linear / orthogonal.
     obs_noise : float
@@ -184,14 +185,16 @@ def make_synthetic(*, latents: int = 5, graph: str = "empty", expected_degree: f
                    segments=segments, segment_scale=list(segment_scale),
                    segment_means=None if segment_means is None else list(segment_means), mixing=mixing,
                    mixing_layers=mixing_layers, slope=slope, cond_quantile=cond_quantile,
-                   observed_dim=observed_dim, degree=degree, obs_noise=obs_noise, seed=seed)
+                   mixing_activation=mixing_activation, observed_dim=observed_dim, degree=degree,
+                   obs_noise=obs_noise, seed=seed)
     scm = LatentSCM.random(int(latents), graph, expected_degree=expected_degree, mechanism=mechanism, noise=noise,
                            noise_scale=noise_scale, weight_range=tuple(weight_range), confounders=int(confounders),
                            segments=int(segments), segment_scale_range=tuple(segment_scale),
                            segment_mean_range=None if segment_means is None else tuple(segment_means),
                            standardize=bool(standardize), seed=_sub_seed(seed, 0))
     g = make_mixing(mixing, int(latents), n_layers=int(mixing_layers), slope=slope, seed=_sub_seed(seed, 1),
-                    out_dim=observed_dim, degree=int(degree), cond_quantile=cond_quantile)
+                    out_dim=observed_dim, degree=int(degree), cond_quantile=cond_quantile,
+                    activation=mixing_activation)
     return SyntheticData(scm, g, obs_noise=obs_noise, options=options)
 
 

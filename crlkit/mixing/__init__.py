@@ -20,10 +20,10 @@ MIXINGS = ("mlp", "linear", "orthogonal", "polynomial", "identity")
 
 def make_mixing(name: str, dim: int, *, n_layers: int = 3, slope: float = 0.2, seed: int = 0,
                 out_dim: int | None = None, degree: int = 2, cond_quantile: float = 0.25,
-                n_draws: int = 10_000) -> Mixing:
+                n_draws: int = 10_000, activation: str = "lrelu") -> Mixing:
     """Build a mixing by name.
 
-    ``"mlp"`` -> InvertibleMLP(dim, n_layers, slope); ``"linear"`` -> LinearMixing(kind="random");
+    ``"mlp"`` -> InvertibleMLP(dim, n_layers, slope, activation); ``"linear"`` -> LinearMixing(kind="random");
     ``"orthogonal"`` -> LinearMixing(kind="orthogonal"); ``"polynomial"`` ->
     PolynomialMixing(degree); ``"identity"`` -> IdentityMixing. ``out_dim`` (>= dim) is
     supported by mlp, linear and orthogonal.
@@ -34,7 +34,7 @@ def make_mixing(name: str, dim: int, *, n_layers: int = 3, slope: float = 0.2, s
         raise CrlkitError(f"mixing {name!r} is square: out_dim must equal dim={dim}; got {out_dim}")
     if name == "mlp":
         return InvertibleMLP(dim, n_layers=n_layers, slope=slope, seed=seed, out_dim=out_dim,
-                             cond_quantile=cond_quantile, n_draws=n_draws)
+                             cond_quantile=cond_quantile, n_draws=n_draws, activation=activation)
     if name in ("linear", "orthogonal"):
         return LinearMixing(dim, out_dim=out_dim, kind="random" if name == "linear" else "orthogonal",
                             seed=seed, cond_quantile=cond_quantile, n_draws=n_draws)

@@ -1,7 +1,8 @@
 """The invertible MLP of the identifiability literature (TCL, Hyvärinen & Morioka 2016;
 iVAE, Khemakhem et al. 2020; cl-ica, Zimmermann et al. 2021).
 
-``x = A_L σ(A_{L-1} σ(… σ(A_1 z)))`` with σ the leaky ReLU and no bias. Each ``A_l`` has
+``x = A_L σ(A_{L-1} σ(… σ(A_1 z)))`` with σ the leaky ReLU (or ``xtanh``,
+``σ(h) = tanh(h) + a h``, the activation of the iVAE reference code's data) and no bias. Each ``A_l`` has
 entries U(-1, 1) with L2-normalised columns and is resampled until its condition number is
 at most a threshold, the ``cond_quantile`` quantile of the condition numbers of ``n_draws``
 random matrices drawn the same way. Leaky ReLU (slope > 0) and non-singular ``A_l`` make
@@ -16,6 +17,10 @@ import torch.nn.functional as F
 
 from crlkit.errors import CrlkitError
 from crlkit.mixing.base import Mixing
+from crlkit.registry import unknown_choice
+
+#: activations of :class:`InvertibleMLP` (both strictly increasing, so the map is a bijection)
+ACTIVATIONS = ("lrelu", "xtanh")
 
 
 def _draw(rows: int, cols: int, rng: np.random.Generator, n: int | None = None) -> np.ndarray:
@@ -68,7 +73,13 @@ class InvertibleMLP(Mixing):
     n_layers : int
         Number of linear layers L (>= 1); L = 1 is a linear mixing.
     slope : float
-        Negative slope of the leaky ReLU (0.2 in TCL/cl-ica, 0.1 in iVAE); must be > 0.
+        Negative slope of the leaky ReLU (0.2 in TCL/cl-ica, 0.1 in iVAE), or the linear
+        coefficient ``a`` of ``xtanh``; must be > 0.
+    activation : {"lrelu", "xtanh"}
+        ``"lrelu"``: leaky ReLU (piecewise linear; the mixing of TCL, cl-ica and the iVAE
+        paper's text). ``"xtanh"``: ``tanh(h) + slope * h``, smooth, slopes in
+        ``(slope, 1 + slope]``; the data of the iVAE reference code's experiments
+        (``configs/ivae.yaml``: ``act: 'xtanh'``).
     seed : int
         Seed of the weights (threshold draws and layers come from one ``Generator``).
     cond_quantile : float
@@ -83,18 +94,24 @@ class InvertibleMLP(Mixing):
     Notes
     -----
     ``inverse`` undoes the layers in reverse order: ``h = A_l^{-1} y``, then the leaky ReLU
-    inverse ``h / slope`` where ``h < 0``. ``log|det J| = Σ_l log|det A_l| + log(slope) ·
-    #(negative pre-activations)``.
+    inverse ``h / slope`` where ``h < 0`` (xtanh: solved per element by bisection on the
+    bracket ``[(y - 1) / a, (y + 1) / a]`` and Newton steps, to ~1e-15). ``log|det J| =
+    Σ_l log|det A_l| + Σ log σ'(pre-activations)``; ``σ' = slope`` or 1 for the leaky ReLU,
+    ``1 - tanh² + a`` for xtanh.
     """
 
     def __init__(self, dim: int, n_layers: int = 3, slope: float = 0.2, seed: int = 0, *,
-                 cond_quantile: float = 0.25, n_draws: int = 10_000, out_dim: int | None = None):
+                 cond_quantile: float = 0.25, n_draws: int = 10_000, out_dim: int | None = None,
+                 activation: str = "lrelu"):
         if dim < 1:
             raise CrlkitError(f"dim must be >= 1; got {dim}")
         if n_layers < 1:
             raise CrlkitError(f"n_layers must be >= 1; got {n_layers}")
+        if activation not in ACTIVATIONS:
+            raise CrlkitError(unknown_choice("activation", activation, ACTIVATIONS))
         if not slope > 0:
-            raise CrlkitError(f"slope must be > 0 for an invertible leaky ReLU; got {slope}")
+            raise CrlkitError(f"slope must be > 0 for an invertible {activation}; got {slope}")
+        self.activation = activation
         out_dim = dim if out_dim is None else int(out_dim)
         if out_dim < dim:
             raise CrlkitError(f"out_dim must be >= dim={dim}; got {out_dim}")
@@ -116,19 +133,45 @@ class InvertibleMLP(Mixing):
     def condition_numbers(self) -> list[float]:
         return [float(condition_number(w)) for w in self.weights]
 
+    # -- the activation, its inverse and its log-derivative ---------------------------------
+    def _act(self, h: np.ndarray) -> np.ndarray:
+        if self.activation == "xtanh":
+            return np.tanh(h) + self.slope * h
+        return np.where(h >= 0, h, self.slope * h)
+
+    def _act_inverse(self, y: np.ndarray) -> np.ndarray:
+        if self.activation == "lrelu":
+            return np.where(y >= 0, y, y / self.slope)
+        a = self.slope
+        lo, hi = (y - 1.0) / a, (y + 1.0) / a  # tanh in (-1, 1) brackets the root
+        for _ in range(60):  # bisection: the bracket shrinks to (2 / a) 2^-60
+            mid = 0.5 * (lo + hi)
+            above = np.tanh(mid) + a * mid > y
+            hi, lo = np.where(above, mid, hi), np.where(above, lo, mid)
+        h = 0.5 * (lo + hi)
+        for _ in range(2):  # Newton polish; the derivative is >= a > 0
+            t = np.tanh(h)
+            h = h - (t + a * h - y) / (1.0 - t * t + a)
+        return h
+
+    def _log_act_derivative(self, h: np.ndarray) -> np.ndarray:
+        if self.activation == "xtanh":
+            return np.log1p(-np.tanh(h) ** 2 + self.slope)
+        return np.where(h < 0, np.log(self.slope), 0.0)
+
     def forward(self, z):
         h = z
         for i, w in enumerate(self.weights):
             h = h @ w.T
             if i < self.n_layers - 1:
-                h = np.where(h >= 0, h, self.slope * h)
+                h = self._act(h)
         return h
 
     def inverse(self, x):
         h = self._check(x, self.out_dim, "x")
         for i in reversed(range(self.n_layers)):
             if i < self.n_layers - 1:
-                h = np.where(h >= 0, h, h / self.slope)
+                h = self._act_inverse(h)
             h = h @ self.inverses[i].T
         return h
 
@@ -137,7 +180,7 @@ class InvertibleMLP(Mixing):
         for i, w in enumerate(self.weights):
             h = h @ self._tensor(w, h).T
             if i < self.n_layers - 1:
-                h = F.leaky_relu(h, self.slope)
+                h = torch.tanh(h) + self.slope * h if self.activation == "xtanh" else F.leaky_relu(h, self.slope)
         return h
 
     def log_abs_det_jacobian(self, z):
@@ -147,10 +190,11 @@ class InvertibleMLP(Mixing):
         logdet = np.full(len(h), sum(np.linalg.slogdet(w)[1] for w in self.weights))
         for w in self.weights[:-1]:
             h = h @ w.T
-            logdet += np.log(self.slope) * (h < 0).sum(axis=1)
-            h = np.where(h >= 0, h, self.slope * h)
+            logdet += self._log_act_derivative(h).sum(axis=1)
+            h = self._act(h)
         return logdet
 
     def __repr__(self):
+        act = "" if self.activation == "lrelu" else f", activation={self.activation!r}"
         return (f"InvertibleMLP(dim={self.in_dim}, n_layers={self.n_layers}, slope={self.slope}, "
-                f"seed={self.seed}, out_dim={self.out_dim})")
+                f"seed={self.seed}, out_dim={self.out_dim}{act})")

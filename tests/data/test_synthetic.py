@@ -62,6 +62,17 @@ def test_dataset_options_are_validated():
         make_dataset("synthetic", mixing_layers=0)
 
 
+def test_xtanh_mixing_option():
+    ds = make_dataset("synthetic", latents=3, mixing_layers=3, slope=0.1, mixing_activation="xtanh", seed=0)
+    assert ds.mixing.activation == "xtanh" and ds.options["mixing_activation"] == "xtanh"
+    z, x = ds.sample(500, np.random.default_rng(0))
+    np.testing.assert_allclose(ds.inverse(x), z, atol=1e-4)  # x is float32
+    lrelu = make_dataset("synthetic", latents=3, mixing_layers=3, slope=0.1, seed=0)
+    assert not np.allclose(np.asarray(lrelu.observations_from_factors(z)), np.asarray(x))
+    with pytest.raises(CrlkitError, match="activation"):
+        make_dataset("synthetic", latents=3, mixing_activation="gelu")
+
+
 def test_segment_batches():
     ds = make_dataset("synthetic", latents=3, segments=6, seed=0)
     s = make_sampler("segment", ds, batch_size=600, seed=3)

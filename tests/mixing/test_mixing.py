@@ -74,7 +74,9 @@ def test_injective_into_higher_dim(name):
     assert relative_error(g.inverse(x), z) <= 1e-5
 
 
-@pytest.mark.parametrize("g", [InvertibleMLP(4, seed=5, n_draws=1000), PolynomialMixing(4, degree=3, seed=1, n_draws=1000),
+@pytest.mark.parametrize("g", [InvertibleMLP(4, seed=5, n_draws=1000),
+                               InvertibleMLP(4, seed=5, n_draws=1000, slope=0.1, activation="xtanh"),
+                               PolynomialMixing(4, degree=3, seed=1, n_draws=1000),
                                LinearMixing(4, seed=0, n_draws=1000), LinearMixing(4, kind="orthogonal")])
 def test_log_abs_det_jacobian_matches_autograd(g):
     z = _z(n=20, d=4, seed=7)
@@ -101,6 +103,27 @@ def test_invalid_options_name_the_field():
         PolynomialMixing(3, degree=5)
     with pytest.raises(CrlkitError, match="shape"):
         InvertibleMLP(3, n_draws=100)(np.zeros((4, 2)))
+    with pytest.raises(CrlkitError, match="activation 'tanh'.*lrelu, xtanh"):
+        InvertibleMLP(3, n_draws=100, activation="tanh")
+
+
+def test_xtanh_mixing_same_weights_smooth_and_invertible():
+    """xtanh = tanh(h) + a h between the layers: the same weights as the leaky-ReLU version, a
+    smooth bijection (no kinks: not positively homogeneous), inverted to float64 precision."""
+    a = InvertibleMLP(5, n_layers=3, slope=0.1, seed=2, n_draws=1000)
+    b = InvertibleMLP(5, n_layers=3, slope=0.1, seed=2, n_draws=1000, activation="xtanh")
+    for wa, wb in zip(a.weights, b.weights):
+        np.testing.assert_array_equal(wa, wb)
+    z = _z(n=1000, d=5, scale=5.0)
+    x = b(z)
+    assert relative_error(b.inverse(x), z) <= 1e-10
+    assert relative_error(b(2.0 * z), 2.0 * b(z)) > 0.05  # saturating, unlike the leaky ReLU
+    xt = b(torch.as_tensor(z))
+    np.testing.assert_allclose(xt.numpy(), x, rtol=1e-12, atol=1e-12)
+    # single-layer check of the elementwise inverse far out in the tails
+    y = np.array([[-50.0, -1.0, 0.0, 1e-9, 30.0]])
+    h = b._act_inverse(y)
+    np.testing.assert_allclose(np.tanh(h) + 0.1 * h, y, atol=1e-12)
 
 
 @settings(max_examples=25, deadline=None)
