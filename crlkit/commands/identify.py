@@ -30,6 +30,9 @@ def register(sub) -> None:
     p.add_argument("--latents", type=int, default=None, help="number of true latents (method default if omitted)")
     p.add_argument("--segments", type=int, default=None, help="iVAE segments / auxiliary values (default 40)")
     p.add_argument("--mixing-layers", type=int, default=None, help="layers of the invertible MLP; 1 = linear")
+    p.add_argument("--mixing-activation", default=None,
+                   help="activation of the mixing MLP: lrelu (default; slope 0.1 for iVAE, 0.2 otherwise) or "
+                        "xtanh (tanh(h) + slope h, the data of the iVAE reference code)")
     p.add_argument("--steps", type=int, default=None, help="training steps (method default if omitted)")
     p.add_argument("--conditional", default="laplace",
                    help=f"contrastive pairs and similarity: laplace (L1, axes identified) or gaussian (L2); "
@@ -70,10 +73,17 @@ def run(args) -> int:
         raise CrlkitError(f"--method is required (one of: {', '.join(METHODS)}), or use --compare")
     if args.method not in METHODS:
         raise CrlkitError(unknown_choice("method", args.method, METHODS))
+    data_options = None
+    if args.mixing_activation is not None:
+        from crlkit.mixing.mlp import ACTIVATIONS
+
+        if args.mixing_activation not in ACTIVATIONS:
+            raise CrlkitError(unknown_choice("mixing-activation", args.mixing_activation, ACTIVATIONS))
+        data_options = {"mixing_activation": args.mixing_activation}
     res = run_identify(args.method, out_dir=out, seed=args.seed, latents=args.latents, segments=args.segments,
                        mixing_layers=args.mixing_layers, steps=args.steps, conditional=args.conditional,
                        batch_size=args.batch_size, lr=args.lr, device=args.device, eval_samples=args.eval_samples,
-                       threads=args.threads, restarts=args.restarts)
+                       threads=args.threads, restarts=args.restarts, data_options=data_options)
     keys = ["mcc", "baseline_mcc", "r2_linear", "r2_nonlinear", "r2_content", "r2_style", "shd", "train_seconds"]
     print(json.dumps({k: (round(res[k], 4) if isinstance(res[k], float) else res[k]) for k in keys if k in res}))
     print(f"wrote {out / 'results.json'}")

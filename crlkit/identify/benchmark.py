@@ -69,9 +69,9 @@ def make_setting(method: str, *, latents: int | None = None, segments: int | Non
     contrastive    10      -        3      6000  1e-3  uniform box; Laplace (or Gaussian)
                                                        pairs, sigma 0.2 (cl-ica: 0.05, which
                                                        learns ~3x slower here); batch 512
-    content_style  10      -        3      3000  1e-3  N(0, I), content = first d // 2,
+    content_style  10      -        3      6000  1e-3  N(0, I), content = first d // 2,
                                                        each style changes w.p. 0.75; batch 256
-    interventional 5       -        2      2400  3e-3  linear-Gaussian SCM on an ER graph
+    interventional 5       -        2      6000  3e-3  linear-Gaussian SCM on an ER graph
                                                        (standardised), perfect single-node
                                                        interventions; batch 256
     ============== ======= ======== ====== ===== ===== ======================================
@@ -88,9 +88,9 @@ def make_setting(method: str, *, latents: int | None = None, segments: int | Non
     elif kind == "pairs":
         defaults = dict(latents=10, segments=0, mixing_layers=3, steps=6000, batch_size=512, lr=1e-3)
     elif kind == "views":
-        defaults = dict(latents=10, segments=0, mixing_layers=3, steps=3000, batch_size=256, lr=1e-3)
+        defaults = dict(latents=10, segments=0, mixing_layers=3, steps=6000, batch_size=256, lr=1e-3)
     else:
-        defaults = dict(latents=5, segments=0, mixing_layers=2, steps=2400, batch_size=256, lr=3e-3)
+        defaults = dict(latents=5, segments=0, mixing_layers=2, steps=6000, batch_size=256, lr=3e-3)
     given = dict(latents=latents, segments=segments, mixing_layers=mixing_layers, steps=steps,
                  batch_size=batch_size, lr=lr)
     s = {k: (v if given[k] is None else given[k]) for k, v in defaults.items()}
@@ -323,6 +323,7 @@ def _run_identify(method, *, out_dir, seed, latents, segments, mixing_layers, st
                                                content=content, nonlinear_max_train=nonlinear_max_train))
     results.update({
         "latents": setting.latents, "segments": setting.segments, "mixing_layers": setting.mixing_layers,
+        "mixing_activation": setting.data.get("mixing_activation", "lrelu"),
         "steps": setting.steps, "seed": seed, "conditional": conditional if SETTING_OF[method] == "pairs" else None,
         "train_seconds": train_seconds, "seconds": time.perf_counter() - t0,
         "final_loss": summary.get("final_loss"), "setting": jsonable(dataclasses.asdict(setting)),

@@ -22,6 +22,15 @@ def test_identify_writes_results_json(tmp_path):
     assert (out / "model" / "checkpoint.pt").exists()  # trained through the shared trainer
 
 
+def test_mixing_activation_reaches_the_data(tmp_path):
+    rc = main(["identify", "--method", "ivae", "--latents", "3", "--segments", "7", "--mixing-layers", "2",
+               "--mixing-activation", "xtanh", "--steps", "20", "--restarts", "1", "--eval-samples", "300",
+               "--out", str(tmp_path / "x")])
+    assert rc == 0
+    res = json.loads((tmp_path / "x" / "results.json").read_text())
+    assert res["mixing_activation"] == "xtanh" and res["setting"]["data"]["mixing_activation"] == "xtanh"
+
+
 def test_content_style_and_interventional_add_their_keys(tmp_path):
     rc = main(["identify", "--method", "content_style", "--latents", "4", "--mixing-layers", "1", "--steps", "20",
                "--eval-samples", "300", "--out", str(tmp_path / "cs")])
@@ -44,6 +53,9 @@ def test_user_errors_print_without_traceback(tmp_path, capsys):
     assert main(["identify", "--method", "ivae", "--compare", "--out", str(tmp_path)]) == 2
     assert main(["identify", "--method", "contrastive", "--conditional", "cauchy", "--out", str(tmp_path)]) == 2
     assert "conditional" in capsys.readouterr().err
+    assert main(["identify", "--method", "ivae", "--mixing-activation", "relu", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "mixing-activation 'relu'" in err and "xtanh" in err and "Traceback" not in err
     assert not (tmp_path / "results.json").exists()
 
 
