@@ -204,6 +204,8 @@ class IVAEConfig:
     decoder_var: float = 0.01     # fixed variance of p(x|z) = N(f(z), decoder_var I)
     whiten: bool = True           # whiten x (statistics fitted on data) before encoding
     beta: float = 1.0             # weight of the KL term (1 = the ELBO)
+    separate_variance: bool = False  # posterior log-variance from its own MLP (as the reference code)
+                                  #   instead of a second head of the mean's MLP
     lr_decay_steps: int = 0       # cosine decay of the learning rate to 0 over this many steps (0: constant)
 
 
@@ -238,16 +240,23 @@ class IVAE(_CosineLR, Method):
         if n < 1 or config.aux_dim < 1:
             raise CrlkitError(f"num_latents and aux_dim must be >= 1; got {n}, {config.aux_dim}")
         self.whitening = Whitening(d, enabled=config.whiten)
-        self.encoder = mlp(d, 2 * n, config.hidden, config.depth, slope=config.slope)
+        self.encoder = mlp(d, n if config.separate_variance else 2 * n, config.hidden, config.depth,
+                           slope=config.slope)
+        self.encoder_logvar = (mlp(d, n, config.hidden, config.depth, slope=config.slope)
+                               if config.separate_variance else None)
         self.decoder = mlp(n, d, config.hidden, config.depth, slope=config.slope)
         self.prior = mlp(config.aux_dim, 2 * n if config.prior_mean else n, config.hidden,
                          config.prior_depth, slope=config.slope)
 
     # -- pieces -----------------------------------------------------------------------------
     def encode_dist(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.encoder(self.whitening(x))
-        mean, logvar = h.chunk(2, dim=-1)  # (B, n) each
-        return mean, logvar
+        """``(mean, logvar)`` of q(z|x), each (B, n)."""
+        return self._posterior(self.whitening(x))
+
+    def _posterior(self, xw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.encoder_logvar is not None:
+            return self.encoder(xw), self.encoder_logvar(xw)
+        return self.encoder(xw).chunk(2, dim=-1)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encode_dist(x)[0]
@@ -278,8 +287,7 @@ class IVAE(_CosineLR, Method):
         u = _get(batch, ("u", "segment", "segments"), "ivae")
         self.whitening.update(x)
         xw = self.whitening(x)
-        h = self.encoder(xw)
-        mean, logvar = h.chunk(2, dim=-1)
+        mean, logvar = self._posterior(xw)
         z = mean + self.randn_like(mean) * (0.5 * logvar).exp()  # reparameterisation
         recon = (self.decoder(z) - xw).pow(2).sum(-1).mean() / (2 * self.config.decoder_var)
         p_mean, p_logvar = self.prior_params(u)

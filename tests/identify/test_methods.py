@@ -60,11 +60,15 @@ def test_info_nce_prefers_aligned_pairs():
     assert aligned < 0.1 < np.log(64) - 1 < shuffled
 
 
-def test_ivae_loss_terms_shapes_and_decrease():
+@pytest.mark.parametrize("separate_variance", [False, True])
+def test_ivae_loss_terms_shapes_and_decrease(separate_variance):
     ds = make_dataset("synthetic", latents=3, segments=8, mixing="linear", seed=0)
     smp = make_sampler("segment", ds, batch_size=64, seed=1)
     torch.manual_seed(0)
-    m = IVAE(IVAEConfig(num_latents=3, aux_dim=8, hidden=32), (3,))
+    m = IVAE(IVAEConfig(num_latents=3, aux_dim=8, hidden=32, separate_variance=separate_variance), (3,))
+    assert (m.encoder_logvar is not None) == separate_variance
+    mean, logvar = m.encode_dist(torch.zeros(5, 3))
+    assert mean.shape == logvar.shape == (5, 3)
     total, terms = m.loss(smp.next_batch(), 0)
     assert total.shape == () and set(terms) >= {"recon", "kl", "elbo"}
     assert m.encode(torch.zeros(5, 3)).shape == (5, 3)
