@@ -38,7 +38,7 @@ def register(sub) -> None:
                    help=f"contrastive pairs and similarity: laplace (L1, axes identified) or gaussian (L2); "
                         f"one of {', '.join(CONDITIONALS)}")
     p.add_argument("--restarts", type=int, default=None,
-                   help="ivae: train this many restarts and keep the best held-out ELBO (default 4; 1 otherwise)")
+                   help="ivae: train this many restarts and keep the best held-out ELBO (default 1)")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--eval-samples", type=int, default=5000, help="held-out samples scored (default 5000)")
