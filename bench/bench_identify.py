@@ -6,9 +6,11 @@ thread each, and writes ``OUT/grid.csv`` and ``OUT/grid.md``.
 
     .venv/bin/python bench/bench_identify.py --grid default --jobs 1 --out runs/bench_identify
     .venv/bin/python bench/bench_identify.py --grid quick --out runs/bench_identify_quick
+    .venv/bin/python bench/bench_identify.py --grid seeds --jobs 2 --out runs/bench_identify_seeds   # ~1 h on 2 cores
 
 Grids: ``cpu`` (the subset recorded in bench/RESULTS_identify.md), ``default`` (several seeds, latent and segment counts per method: the table recorded
-in bench/RESULTS_identify.md), ``quick`` (one small run per method), ``tune-ivae`` and
+in bench/RESULTS_identify.md), ``quick`` (one small run per method), ``seeds`` (the multi-seed checks at the CLI defaults,
+including the xtanh iVAE data), ``tune-ivae`` and
 ``tune-contrastive`` (the hyperparameter sweeps behind the chosen defaults).
 """
 
@@ -83,6 +85,28 @@ def _grid(name: str) -> list[dict]:
                           seed=seed))
         g.append(dict(label="interventional 4 nodes L2", method="interventional", latents=4, steps=4000, seed=3))
         return g
+    if name == "seeds":  # the multi-seed checks at the CLI defaults (RESULTS_identify.md, 2026-11-27 night)
+        xt = {"mixing_activation": "xtanh"}
+        for seed in (0, 1, 2, 3):
+            g.append(dict(label="ivae 2-layer n4 M30", method="ivae", latents=4, segments=30, mixing_layers=2,
+                          seed=seed))
+        for seed in (0, 1):
+            g.append(dict(label="ivae 3-layer n5 M40", method="ivae", seed=seed))
+            g.append(dict(label="ivae xtanh 3-layer n5 M40", method="ivae", seed=seed, data_options=xt))
+            g.append(dict(label="ivae xtanh 2-layer n4 M30", method="ivae", latents=4, segments=30,
+                          mixing_layers=2, seed=seed, data_options=xt))
+            g.append(dict(label="vae xtanh 3-layer n5 M40", method="vae", seed=seed, steps=4000, data_options=xt))
+        g.append(dict(label="ivae xtanh 3-layer n5 M20", method="ivae", segments=20, seed=3, data_options=xt))
+        g.append(dict(label="ivae xtanh 3-layer n6 M50", method="ivae", latents=6, segments=50, seed=2,
+                      data_options=xt))
+        for seed, n in ((1, 10), (2, 6)):
+            g.append(dict(label=f"contrastive laplace n{n} L3", method="contrastive", latents=n, seed=seed))
+        for seed, n in ((0, 10), (1, 10), (2, 10), (3, 8)):
+            g.append(dict(label=f"content_style n{n} L3", method="content_style", latents=n, seed=seed))
+        for seed in range(7):
+            g.append(dict(label="interventional 5 nodes L2", method="interventional", seed=seed))
+        g.append(dict(label="interventional 6 nodes L2", method="interventional", latents=6, seed=3))
+        return g
     if name == "tune-ivae":
         for layers, n, m in ((2, 4, 30), (3, 5, 40)):
             for lr in (1e-2, 3e-3):
@@ -111,7 +135,7 @@ def _grid(name: str) -> list[dict]:
         g.append(dict(label="cs 5+5 L1", method="content_style", latents=10, mixing_layers=3, steps=3000,
                       model_options={"p": 1.0}))
         return g
-    raise SystemExit(f"unknown grid {name!r}; valid: cpu, default, quick, tune-ivae, tune-contrastive")
+    raise SystemExit(f"unknown grid {name!r}; valid: cpu, default, quick, seeds, tune-ivae, tune-contrastive")
 
 
 def _run_one(args: tuple[dict, str, str]) -> dict:
