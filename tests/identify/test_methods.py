@@ -78,6 +78,25 @@ def test_ivae_loss_terms_shapes_and_decrease(separate_variance):
     assert losses[-20:].mean() < 0.5 * losses[:5].mean()
 
 
+def test_ivae_log_variances_are_clamped_so_the_loss_stays_finite():
+    """A runaway encoder / prior log-variance (here forced to +-1000) must not overflow exp()."""
+    from crlkit.models.identifiable import IVAE_LOGVAR_RANGE
+
+    ds = make_dataset("synthetic", latents=3, segments=8, mixing="linear", seed=0)
+    batch = make_sampler("segment", ds, batch_size=32, seed=1).next_batch()
+    torch.manual_seed(0)
+    m = IVAE(IVAEConfig(num_latents=3, aux_dim=8, hidden=16), (3,))
+    with torch.no_grad():
+        m.encoder[-1].bias[3:] = 1000.0  # the log-variance head
+        m.prior[-1].bias[3:] = -1000.0
+    with torch.no_grad():
+        _, logvar = m.encode_dist(batch["x"])
+        assert float(logvar.max()) == IVAE_LOGVAR_RANGE[1]
+        assert float(m.prior_params(batch["segment"])[1].min()) == IVAE_LOGVAR_RANGE[0]
+    total, terms = m.loss(batch, 0)
+    assert torch.isfinite(total) and all(torch.isfinite(v) for v in terms.values())
+
+
 def test_ivae_identifies_linear_mixing_beyond_rotation_baseline():
     """n = 3, 10 segments, linear mixing: MCC >= 0.9 and >= baseline + 0.1 in 800 steps."""
     ds = make_dataset("synthetic", latents=3, segments=10, mixing="linear", seed=3)
