@@ -11,7 +11,7 @@ out *why* iVAE falls short on 2- and 3-layer leaky-ReLU mixing. Options (JSON, a
   enc_u prior_mean      q(z|x,u) instead of q(z|x); learned prior mean
   dvar dvar_final       decoder variance (annealed geometrically to dvar_final if given);
   learn_dvar            learned per-dimension decoder variance
-  mix_act               data activation: lrelu (slope 0.1) or xtanh (tanh(h) + 0.1 h)
+  mix_act slope         data activation: lrelu or xtanh (tanh(h) + slope h); slope 0.1 (iVAE)
   anneal                the reference code's annealed ELBO weights (a, b, c, d)
   oracle K              first K supervised steps towards the true latents / mixing / prior
                         (tests whether the ELBO keeps a solution near the truth)
@@ -30,11 +30,11 @@ from crlkit.metrics import mcc_score
 
 cfg = dict(layers=3, n=5, M=40, seed=0, steps=6000, batch=256, lr=1e-2, hidden=200, depth=2,
            sep=True, enc_u=True, prior_mean=False, anneal=False, sched="cosine", whiten=True,
-           ntrain_per_seg=1000, xavier=True, dvar=0.01, eval_every=2000, act="lrelu", tseed=0, dvar_final=None, learn_dvar=False, anneal_frac=0.7, oracle=0, means=None, mix_act="lrelu")
+           ntrain_per_seg=1000, xavier=True, dvar=0.01, eval_every=2000, act="lrelu", tseed=0, dvar_final=None, learn_dvar=False, anneal_frac=0.7, oracle=0, means=None, mix_act="lrelu", slope=0.1)
 cfg.update(json.loads(sys.argv[1]) if len(sys.argv) > 1 else {})
 c = type("C", (), cfg)
 ds = make_dataset("synthetic", latents=c.n, segments=c.M, segment_scale=(0.5, 3.0), mixing="mlp",
-                  mixing_layers=c.layers, slope=0.1, seed=c.seed, segment_means=None if c.means is None else tuple(c.means))
+                  mixing_layers=c.layers, slope=c.slope, seed=c.seed, segment_means=None if c.means is None else tuple(c.means))
 rng = np.random.default_rng(c.seed + 123)
 if c.mix_act == "xtanh":  # the same weights, activation tanh(h) + 0.1 h (the paper's "xtanh" data)
     def _mix(z, rng=None, **kw):
@@ -42,7 +42,7 @@ if c.mix_act == "xtanh":  # the same weights, activation tanh(h) + 0.1 h (the pa
         for i, w in enumerate(ds.mixing.weights):
             h = h @ w.T
             if i < len(ds.mixing.weights) - 1:
-                h = np.tanh(h) + 0.1 * h
+                h = np.tanh(h) + c.slope * h
         return h
     ds.observations_from_factors = _mix
 N = c.M * c.ntrain_per_seg
