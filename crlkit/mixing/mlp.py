@@ -76,8 +76,8 @@ class InvertibleMLP(Mixing):
         Negative slope of the leaky ReLU (0.2 in TCL/cl-ica, 0.1 in iVAE), or the linear
         coefficient ``a`` of ``xtanh``; must be > 0.
     activation : {"lrelu", "xtanh"}
-        ``"lrelu"``: leaky ReLU (piecewise linear; the mixing of TCL, cl-ica and the iVAE
-        paper's text). ``"xtanh"``: ``tanh(h) + slope * h``, smooth, slopes in
+        ``"lrelu"``: leaky ReLU (piecewise linear; the mixing of TCL and cl-ica, and the
+        iVAE setting of issue 6 / REFERENCES). ``"xtanh"``: ``tanh(h) + slope * h``, smooth, slopes in
         ``(slope, 1 + slope]``; the data of the iVAE reference code's experiments
         (``configs/ivae.yaml``: ``act: 'xtanh'``).
     seed : int
