@@ -89,7 +89,6 @@ def test_ivae_log_variances_are_clamped_so_the_loss_stays_finite():
     with torch.no_grad():
         m.encoder[-1].bias[3:] = 1000.0  # the log-variance head
         m.prior[-1].bias[3:] = -1000.0
-    with torch.no_grad():
         _, logvar = m.encode_dist(batch["x"])
         assert float(logvar.max()) == IVAE_LOGVAR_RANGE[1]
         assert float(m.prior_params(batch["segment"])[1].min()) == IVAE_LOGVAR_RANGE[0]
