@@ -13,6 +13,8 @@ out *why* iVAE falls short on 2- and 3-layer leaky-ReLU mixing. Options (JSON, a
   learn_dvar            learned per-dimension decoder variance
   mix_act slope         data activation: lrelu or xtanh (tanh(h) + slope h); slope 0.1 (iVAE)
   anneal                the reference code's annealed ELBO weights (a, b, c, d)
+  post                  posterior: diag (mean-field, the paper's) or full (Gaussian with a
+                        full covariance L L^T, L lower-triangular from its own MLP)
   oracle K              first K supervised steps towards the true latents / mixing / prior
                         (tests whether the ELBO keeps a solution near the truth)
 
@@ -30,7 +32,7 @@ from crlkit.metrics import mcc_score
 
 cfg = dict(layers=3, n=5, M=40, seed=0, steps=6000, batch=256, lr=1e-2, hidden=200, depth=2,
            sep=True, enc_u=True, prior_mean=False, anneal=False, sched="cosine", whiten=True,
-           ntrain_per_seg=1000, xavier=True, dvar=0.01, eval_every=2000, act="lrelu", tseed=0, dvar_final=None, learn_dvar=False, anneal_frac=0.7, oracle=0, means=None, mix_act="lrelu", slope=0.1)
+           ntrain_per_seg=1000, xavier=True, dvar=0.01, eval_every=2000, act="lrelu", tseed=0, dvar_final=None, learn_dvar=False, anneal_frac=0.7, oracle=0, means=None, mix_act="lrelu", slope=0.1, post="diag")
 cfg.update(json.loads(sys.argv[1]) if len(sys.argv) > 1 else {})
 c = type("C", (), cfg)
 ds = make_dataset("synthetic", latents=c.n, segments=c.M, segment_scale=(0.5, 3.0), mixing="mlp",
@@ -76,8 +78,10 @@ if c.sep:
 else:
     gl = mlp(ein, 2 * n)
 f = mlp(n, D)
+tril = torch.tril_indices(n, n, offset=-1)
+off = mlp(ein, tril.shape[1]) if c.post == "full" else None
 pr = mlp(c.M, 2 * n if c.prior_mean else n)
-mods = nn.ModuleList([m_ for m_ in ([g, lv] if c.sep else [gl]) + [f, pr]])
+mods = nn.ModuleList([m_ for m_ in ([g, lv] if c.sep else [gl]) + [f, pr] + ([off] if off is not None else [])])
 if c.xavier:
     for mod in mods.modules():
         if isinstance(mod, nn.Linear): nn.init.xavier_uniform_(mod.weight)
@@ -111,10 +115,18 @@ def loss_fn(x, u, it, train=True):
     ldv = cur_logdvar(it)
     u1h = nn.functional.one_hot(u, c.M).float()
     mu, logv = enc(x, u1h)
-    z = mu + torch.randn_like(mu) * (0.5 * logv).exp()
+    eps = torch.randn_like(mu)
+    if off is not None:  # full covariance: z = mu + L eps, log q = log N(eps) - sum log diag L
+        inp = torch.cat([x, u1h], 1) if c.enc_u else x
+        Lm = torch.diag_embed((0.5 * logv).exp())
+        Lm = Lm.index_put((torch.arange(len(x))[:, None], tril[0][None], tril[1][None]), off(inp))
+        z = mu + (Lm @ eps.unsqueeze(-1)).squeeze(-1)
+        logqzx_full = (-0.5 * (LOG2PI + eps ** 2) - 0.5 * logv).sum(-1)
+    else:
+        z = mu + eps * (0.5 * logv).exp()
     logpx = (-0.5 * (LOG2PI + ldv + (f(z) - x) ** 2 / ldv.exp())).sum(-1)
     pm, pl = prior(u1h)
-    logqzx = lognorm(z, mu, logv).sum(-1)
+    logqzx = logqzx_full if off is not None else lognorm(z, mu, logv).sum(-1)
     logpz = lognorm(z, pm, pl).sum(-1)
     w = weights(it) if train else None
     if w is None:

@@ -78,6 +78,33 @@ def test_ivae_loss_terms_shapes_and_decrease(separate_variance):
     assert losses[-20:].mean() < 0.5 * losses[:5].mean()
 
 
+def test_ivae_full_posterior_kl_matches_torch_distributions_and_trains():
+    """posterior="full": q = N(m, L L^T); the closed-form KL to the diagonal prior equals
+    torch.distributions' and encode_dist gives the marginal variances diag(L L^T)."""
+    from torch.distributions import MultivariateNormal, kl_divergence
+
+    torch.manual_seed(0)
+    m = IVAE(IVAEConfig(num_latents=3, aux_dim=4, hidden=16, posterior="full", whiten=False), (5,))
+    x, u = torch.randn(9, 5), torch.randint(0, 4, (9,))
+    with torch.no_grad():
+        m.encoder_offdiag[-1].bias.fill_(0.7)  # a clearly non-diagonal covariance
+        mean, scale_tril = m.posterior_scale_tril(x)
+        assert torch.equal(scale_tril, scale_tril.tril()) and float(scale_tril[:, 2, 0].abs().min()) > 0
+        p_mean, p_logvar = m.prior_params(u)
+        q = MultivariateNormal(mean, scale_tril=scale_tril)
+        p = MultivariateNormal(p_mean, covariance_matrix=torch.diag_embed(p_logvar.exp()))
+        expected = kl_divergence(q, p).mean()
+        _, terms = m.loss({"x": x, "u": u}, 0)
+        assert abs(float(terms["kl"]) - float(expected)) < 1e-4 * max(1.0, float(expected))
+        _, logvar = m.encode_dist(x)
+        torch.testing.assert_close(logvar.exp(), q.covariance_matrix.diagonal(dim1=-2, dim2=-1))
+    ds = make_dataset("synthetic", latents=3, segments=8, mixing="linear", seed=0)
+    smp = make_sampler("segment", ds, batch_size=64, seed=1)
+    m = IVAE(IVAEConfig(num_latents=3, aux_dim=8, hidden=32, posterior="full"), (3,))
+    losses = _fit(m, smp, 200, 1e-2)
+    assert np.isfinite(losses).all() and losses[-20:].mean() < 0.5 * losses[:5].mean()
+
+
 def test_ivae_log_variances_are_clamped_so_the_loss_stays_finite():
     """A runaway encoder / prior log-variance (here forced to +-1000) must not overflow exp()."""
     from crlkit.models.identifiable import IVAE_LOGVAR_RANGE
@@ -94,6 +121,10 @@ def test_ivae_log_variances_are_clamped_so_the_loss_stays_finite():
         assert float(m.prior_params(batch["segment"])[1].min()) == IVAE_LOGVAR_RANGE[0]
     total, terms = m.loss(batch, 0)
     assert torch.isfinite(total) and all(torch.isfinite(v) for v in terms.values())
+    # the clamp passes gradients: a log-variance outside the range is still pulled back
+    total.backward()
+    assert float(m.encoder[-1].bias.grad[3:].abs().min()) > 0
+    assert float(m.prior[-1].bias.grad[3:].abs().min()) > 0
 
 
 def test_ivae_identifies_linear_mixing_beyond_rotation_baseline():
@@ -167,6 +198,8 @@ def test_config_errors_name_the_field():
         Contrastive(ContrastiveConfig(normalization="cube"), (10,))
     with pytest.raises(CrlkitError, match="vector observations"):
         IVAE(IVAEConfig(), (1, 16, 16))
+    with pytest.raises(CrlkitError, match="posterior.*diagonal.*full"):
+        IVAE(IVAEConfig(posterior="lowrank"), (5,))
     with pytest.raises(CrlkitError, match="aux_dim"):
         IVAE(IVAEConfig(num_latents=2, aux_dim=4), (2,)).prior_params(torch.ones(3, 5))
     with pytest.raises(CrlkitError, match="x2"):
