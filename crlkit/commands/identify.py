@@ -39,6 +39,9 @@ def register(sub) -> None:
                         f"one of {', '.join(CONDITIONALS)}")
     p.add_argument("--restarts", type=int, default=None,
                    help="ivae: train this many restarts and keep the best held-out ELBO (default 1)")
+    p.add_argument("--posterior", default=None,
+                   help="ivae: q(z|x) with a full covariance (default) or diagonal (mean-field, the paper's); "
+                        "one of diagonal, full")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--eval-samples", type=int, default=5000, help="held-out samples scored (default 5000)")
@@ -80,10 +83,20 @@ def run(args) -> int:
         if args.mixing_activation not in ACTIVATIONS:
             raise CrlkitError(unknown_choice("mixing-activation", args.mixing_activation, ACTIVATIONS))
         data_options = {"mixing_activation": args.mixing_activation}
+    model_options = None
+    if args.posterior is not None:
+        from crlkit.models.identifiable import IVAE_POSTERIORS
+
+        if args.method != "ivae":
+            raise CrlkitError(f"--posterior applies to --method ivae only; got --method {args.method}")
+        if args.posterior not in IVAE_POSTERIORS:
+            raise CrlkitError(unknown_choice("posterior", args.posterior, IVAE_POSTERIORS))
+        model_options = {"posterior": args.posterior}
     res = run_identify(args.method, out_dir=out, seed=args.seed, latents=args.latents, segments=args.segments,
                        mixing_layers=args.mixing_layers, steps=args.steps, conditional=args.conditional,
                        batch_size=args.batch_size, lr=args.lr, device=args.device, eval_samples=args.eval_samples,
-                       threads=args.threads, restarts=args.restarts, data_options=data_options)
+                       threads=args.threads, restarts=args.restarts, data_options=data_options,
+                       model_options=model_options)
     keys = ["mcc", "baseline_mcc", "r2_linear", "r2_nonlinear", "r2_content", "r2_style", "shd", "train_seconds"]
     print(json.dumps({k: (round(res[k], 4) if isinstance(res[k], float) else res[k]) for k in keys if k in res}))
     print(f"wrote {out / 'results.json'}")

@@ -29,6 +29,17 @@ def test_mixing_activation_reaches_the_data(tmp_path):
     assert rc == 0
     res = json.loads((tmp_path / "x" / "results.json").read_text())
     assert res["mixing_activation"] == "xtanh" and res["setting"]["data"]["mixing_activation"] == "xtanh"
+    assert res["setting"]["model"]["posterior"] == "full"  # the benchmark's iVAE default
+
+
+def test_posterior_flag_reaches_the_model(tmp_path):
+    rc = main(["identify", "--method", "ivae", "--latents", "3", "--segments", "7", "--mixing-layers", "1",
+               "--posterior", "diagonal", "--steps", "20", "--eval-samples", "300", "--out", str(tmp_path / "d")])
+    assert rc == 0
+    res = json.loads((tmp_path / "d" / "results.json").read_text())
+    assert res["setting"]["model"]["posterior"] == "diagonal"
+    cfg = json.loads((tmp_path / "d" / "model" / "config.json").read_text())
+    assert cfg["model_config"]["posterior"] == "diagonal"
 
 
 def test_content_style_and_interventional_add_their_keys(tmp_path):
@@ -56,6 +67,11 @@ def test_user_errors_print_without_traceback(tmp_path, capsys):
     assert main(["identify", "--method", "ivae", "--mixing-activation", "relu", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "mixing-activation 'relu'" in err and "xtanh" in err and "Traceback" not in err
+    assert main(["identify", "--method", "ivae", "--posterior", "lowrank", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "posterior 'lowrank'" in err and "diagonal" in err and "full" in err and "Traceback" not in err
+    assert main(["identify", "--method", "contrastive", "--posterior", "full", "--out", str(tmp_path)]) == 2
+    assert "--method ivae only" in capsys.readouterr().err
     assert not (tmp_path / "results.json").exists()
 
 
