@@ -24,7 +24,8 @@ from crlkit.data import make_dataset
 
 
 def mixing_jacobian(mixing, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(x, J)`` of an :class:`~crlkit.mixing.InvertibleMLP` at ``z`` (N, n): J is (N, D, n)."""
+    """``(x, J)`` of an :class:`~crlkit.mixing.InvertibleMLP` at ``z`` (N, n): J is (N, D, n),
+    by the chain rule through the mixing's own activation and its log-derivative."""
     n = z.shape[1]
     jac = np.broadcast_to(np.eye(n), (len(z), n, n)).copy()
     h = np.asarray(z, dtype=np.float64)
@@ -32,13 +33,8 @@ def mixing_jacobian(mixing, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         h = h @ w.T
         jac = np.einsum("ij,njk->nik", w, jac)
         if i < len(mixing.weights) - 1:
-            if mixing.activation == "xtanh":
-                slope_here = 1.0 - np.tanh(h) ** 2 + mixing.slope
-                h = np.tanh(h) + mixing.slope * h
-            else:
-                slope_here = np.where(h >= 0, 1.0, mixing.slope)
-                h = np.where(h >= 0, h, mixing.slope * h)
-            jac = slope_here[:, :, None] * jac
+            jac = np.exp(mixing._log_act_derivative(h))[:, :, None] * jac
+            h = mixing._act(h)
     return h, jac
 
 

@@ -36,17 +36,9 @@ cfg = dict(layers=3, n=5, M=40, seed=0, steps=6000, batch=256, lr=1e-2, hidden=2
 cfg.update(json.loads(sys.argv[1]) if len(sys.argv) > 1 else {})
 c = type("C", (), cfg)
 ds = make_dataset("synthetic", latents=c.n, segments=c.M, segment_scale=(0.5, 3.0), mixing="mlp",
-                  mixing_layers=c.layers, slope=c.slope, seed=c.seed, segment_means=None if c.means is None else tuple(c.means))
+                  mixing_layers=c.layers, slope=c.slope, mixing_activation=c.mix_act, seed=c.seed,
+                  segment_means=None if c.means is None else tuple(c.means))
 rng = np.random.default_rng(c.seed + 123)
-if c.mix_act == "xtanh":  # the same weights, activation tanh(h) + 0.1 h (the paper's "xtanh" data)
-    def _mix(z, rng=None, **kw):
-        h = np.asarray(z, dtype=np.float64)
-        for i, w in enumerate(ds.mixing.weights):
-            h = h @ w.T
-            if i < len(ds.mixing.weights) - 1:
-                h = np.tanh(h) + c.slope * h
-        return h
-    ds.observations_from_factors = _mix
 N = c.M * c.ntrain_per_seg
 s = ds.sample_latents(N, rng)
 X = torch.tensor(np.asarray(ds.observations_from_factors(s.z, rng)), dtype=torch.float32)

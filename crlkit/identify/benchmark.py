@@ -110,8 +110,9 @@ def make_setting(method: str, *, latents: int | None = None, segments: int | Non
             raise CrlkitError(f"method {method!r} needs segments >= 1; got {m}")
         data.update(segments=m, segment_scale=(0.5, 3.0), slope=0.1)
         if method == "ivae":
-            # full-covariance posterior: better than the paper's mean-field one on every setting
-            # measured (2-layer leaky ReLU seeds 0-3, 3-layer xtanh seeds 0-1, linear; RESULTS_identify.md)
+            # full-covariance posterior at batch 256 (above): better than the old mean-field default at
+            # batch 64 on 8 of 10 settings measured, tied on linear, worse on one 3-layer leaky-ReLU
+            # seed (0.569 vs 0.591); batch 256 because batch 64 diverged in 1 of 10 runs (RESULTS_identify.md)
             model.update(aux_dim=m, lr_decay_steps=int(s["steps"]), posterior="full")
         else:
             model.update(reconstruction="l2")

@@ -312,9 +312,8 @@ class IVAE(_CosineLR, Method):
         # entries scale with their row's diagonal, so a tiny variance cannot carry a huge correlation
         c = IVAE_MAX_OFFDIAG_RATIO
         rows, cols = self._tril
-        batch = torch.arange(len(xw), device=xw.device)[:, None]
-        unit = torch.eye(logvar.shape[-1], dtype=logvar.dtype, device=logvar.device).expand(len(xw), -1, -1)
-        unit = unit.index_put((batch, rows[None], cols[None]), c * torch.tanh(self.encoder_offdiag(xw) / c))
+        unit = torch.eye(logvar.shape[-1], dtype=logvar.dtype, device=logvar.device).repeat(len(xw), 1, 1)
+        unit[:, rows, cols] = c * torch.tanh(self.encoder_offdiag(xw) / c)
         return (0.5 * logvar).exp().unsqueeze(-1) * unit
 
     def _posterior(self, xw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
