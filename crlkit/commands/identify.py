@@ -38,7 +38,8 @@ def register(sub) -> None:
                    help=f"contrastive pairs and similarity: laplace (L1, axes identified) or gaussian (L2); "
                         f"one of {', '.join(CONDITIONALS)}")
     p.add_argument("--restarts", type=int, default=None,
-                   help="ivae: train this many restarts and keep the best held-out ELBO (default 1)")
+                   help="ivae, interventional: train this many restarts and keep the best by a label-free "
+                        "held-out score (ivae: ELBO; interventional: change share); default 1")
     p.add_argument("--posterior", default=None,
                    help="ivae: q(z|x) with a full covariance (default) or diagonal (mean-field, the paper's); "
                         "one of diagonal, full")
@@ -97,7 +98,8 @@ def run(args) -> int:
                        batch_size=args.batch_size, lr=args.lr, device=args.device, eval_samples=args.eval_samples,
                        threads=args.threads, restarts=args.restarts, data_options=data_options,
                        model_options=model_options)
-    keys = ["mcc", "baseline_mcc", "r2_linear", "r2_nonlinear", "r2_content", "r2_style", "shd", "train_seconds"]
+    keys = ["mcc", "baseline_mcc", "r2_linear", "r2_nonlinear", "r2_content", "r2_style", "shd", "target_accuracy",
+            "change_share", "train_seconds"]
     print(json.dumps({k: (round(res[k], 4) if isinstance(res[k], float) else res[k]) for k in keys if k in res}))
     print(f"wrote {out / 'results.json'}")
     return 0

@@ -169,6 +169,27 @@ def _encode(model, x: np.ndarray, *, batch: int = 4096) -> np.ndarray:
 IVAE_RESTARTS = 1
 
 
+#: Methods that accept ``restarts`` > 1, and the label-free score that picks the kept run.
+RESTART_CRITERIA = {"ivae": "heldout_elbo", "interventional": "change_share"}
+
+
+def _heldout_change_share(model, ds, setting: "IdentifySetting", seed: int, n: int = 5000) -> float:
+    """Interventional stage 1 on ``n`` fresh pairs (fixed seeds, not the evaluation pairs): the
+    mean share of each pair's code change carried by one coordinate after the unmixing (see
+    ``Interventional.causal_variables``). Uses no ground truth; 1 for a perfect noise encoding."""
+    from crlkit.data.samplers import make_sampler
+
+    sel_seed = int(np.random.SeedSequence([int(seed), 13]).generate_state(1)[0])
+    batch = make_sampler("intervention_pair", ds, batch_size=n, seed=sel_seed, **setting.sampler).next_batch()
+    return float(model.causal_variables(batch["x"].cpu().numpy(), batch["x2"].cpu().numpy())["change_share"])
+
+
+def _selection_score(method: str, model, ds, setting: "IdentifySetting", seed: int) -> float:
+    if method == "ivae":
+        return _heldout_elbo(model, ds, seed)
+    return _heldout_change_share(model, ds, setting, seed)
+
+
 def _heldout_elbo(model, ds, seed: int, n: int = 20000) -> float:
     """Mean ELBO of an iVAE on ``n`` fresh (x, segment) samples (fixed seeds): for model selection."""
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 11]).generate_state(1)[0])
@@ -239,7 +260,7 @@ def _graph_results(model, ds, setting: IdentifySetting, z_seed: int) -> dict[str
     empty_shd = shd(true_graph, np.zeros_like(true_graph))
     return {"z_true": z_true, "z_hat": z_hat, "shd": shd(true_graph, learned), "graph": learned.tolist(),
             "true_graph": true_graph.tolist(), "shd_empty_graph": empty_shd,
-            "target_accuracy": target_acc, "noise_code": res.get("noise")}
+            "target_accuracy": target_acc, "change_share": res["change_share"], "noise_code": res.get("noise")}
 
 
 def run_identify(method: str, *, out_dir, seed: int = 0, latents: int | None = None,
@@ -256,15 +277,17 @@ def run_identify(method: str, *, out_dir, seed: int = 0, latents: int | None = N
     ``baseline_mcc`` (and ``mcc_spearman``, ``baseline_r2_linear``), ``seconds``,
     ``setting``; ``content_style`` adds ``r2_content`` and ``r2_style``; ``interventional``
     adds ``shd``, ``graph`` (learned, in the true nodes' order), ``true_graph``,
-    ``target_accuracy``. The trained model lives in ``out_dir/model`` (``crlkit.load``); with iVAE
-    restarts the kept one is ``results["model_dir"]``.
+    ``target_accuracy``, ``change_share``. The trained model lives in ``out_dir/model``
+    (``crlkit.load``); with restarts the kept one is ``results["model_dir"]``.
     Scores use ``eval_samples`` fresh held-out samples. Training and scoring run with
     ``threads`` torch threads (default 1, restored afterwards; ``None`` leaves the setting).
 
-    ``restarts`` > 1 (iVAE only; default :data:`IVAE_RESTARTS` for ivae, 1 otherwise): train that
-    many models on the same data from different initialisations and batch streams (training seeds
-    ``seed + 1000 r``) and keep the one with the best held-out ELBO (never the MCC: the truth is
-    not used); ``results["restarts"]`` lists each one's ELBO and which was kept.
+    ``restarts`` > 1 (ivae and interventional, see :data:`RESTART_CRITERIA`; default
+    :data:`IVAE_RESTARTS` for ivae, 1 otherwise): train that many models on the same data from
+    different initialisations and batch streams (training seeds ``seed + 1000 r``) and keep the one
+    with the best label-free held-out score: the ELBO for iVAE, the change share of fresh pairs for
+    the interventional method (never the MCC or SHD: the truth is not used);
+    ``results["restarts"]`` lists each one's score and which was kept.
     """
     if restarts is None:
         restarts = IVAE_RESTARTS if method == "ivae" else 1
@@ -298,8 +321,9 @@ def _run_identify(method, *, out_dir, seed, latents, segments, mixing_layers, st
     from crlkit.train import load_model
 
     restarts = int(restarts)
-    if restarts < 1 or (restarts > 1 and method != "ivae"):
-        raise CrlkitError(f"restarts must be >= 1, and 1 for methods other than ivae; got {restarts} for {method}")
+    if restarts < 1 or (restarts > 1 and method not in RESTART_CRITERIA):
+        raise CrlkitError(f"restarts must be >= 1, and 1 for methods other than {', '.join(RESTART_CRITERIA)}; "
+                          f"got {restarts} for {method}")
     t0 = time.perf_counter()
     runs = []
     for r in range(restarts):
@@ -307,10 +331,10 @@ def _run_identify(method, *, out_dir, seed, latents, segments, mixing_layers, st
         summary_r = train(method, "synthetic", data_options=setting.data, steps=setting.steps, seed=seed + 1000 * r,
                           out_dir=model_dir, overrides=overrides, device=device, progress=progress)
         model_r = load_model(model_dir, device=device)
-        elbo = _heldout_elbo(model_r, ds, seed) if restarts > 1 else None
-        runs.append({"seed": seed + 1000 * r, "model_dir": str(model_dir), "heldout_elbo": elbo,
+        score = _selection_score(method, model_r, ds, setting, seed) if restarts > 1 else None
+        runs.append({"seed": seed + 1000 * r, "model_dir": str(model_dir), "score": score,
                      "summary": summary_r, "model": model_r})
-    best = (max(runs, key=lambda run: run["heldout_elbo"] if np.isfinite(run["heldout_elbo"]) else -np.inf)
+    best = (max(runs, key=lambda run: run["score"] if np.isfinite(run["score"]) else -np.inf)
             if restarts > 1 else runs[0])
     model, summary = best["model"], best["summary"]
     train_seconds = time.perf_counter() - t0
@@ -337,8 +361,9 @@ def _run_identify(method, *, out_dir, seed, latents, segments, mixing_layers, st
     })
     if restarts > 1:
         results["model_dir"] = best["model_dir"]
-        results["restarts"] = [{"seed": run["seed"], "heldout_elbo": run["heldout_elbo"], "model_dir": run["model_dir"],
-                                "selected": run is best} for run in runs]
+        criterion = RESTART_CRITERIA[method]
+        results["restarts"] = [{"seed": run["seed"], criterion: run["score"], "criterion": criterion,
+                                "model_dir": run["model_dir"], "selected": run is best} for run in runs]
     if write:
         atomic_write_json(out / "results.json", results)
     return results

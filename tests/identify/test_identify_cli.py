@@ -95,5 +95,17 @@ def test_ivae_restarts_select_by_heldout_elbo(tmp_path):
     assert [r["seed"] for r in runs] == [1, 1001] and sum(r["selected"] for r in runs) == 1
     best = max(runs, key=lambda r: r["heldout_elbo"])
     assert best["selected"] and (tmp_path / "rs" / "model_restart1" / "checkpoint.pt").exists()
-    with pytest.raises(CrlkitError, match="restarts"):
+    with pytest.raises(CrlkitError, match="restarts.*ivae, interventional"):
         run_identify("contrastive", latents=3, mixing_layers=1, steps=5, restarts=2, out_dir=tmp_path / "c")
+
+
+def test_interventional_restarts_select_by_change_share(tmp_path):
+    from crlkit.identify import run_identify
+
+    res = run_identify("interventional", latents=3, mixing_layers=1, steps=20, eval_samples=300, seed=2,
+                       restarts=2, out_dir=tmp_path / "ri")
+    runs = res["restarts"]
+    assert [r["seed"] for r in runs] == [2, 1002] and sum(r["selected"] for r in runs) == 1
+    assert all(r["criterion"] == "change_share" and 1 / 3 <= r["change_share"] <= 1 for r in runs)
+    assert max(runs, key=lambda r: r["change_share"])["selected"]
+    assert 1 / 3 <= res["change_share"] <= 1

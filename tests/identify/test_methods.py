@@ -1,6 +1,8 @@
 """The identifiable methods: shapes, decreasing losses, and small seeded settings where each
 recovers what its theory promises (numbers checked against the random-rotation baseline)."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -11,7 +13,8 @@ from crlkit.errors import CrlkitError
 from crlkit.metrics import block_r2_score, linear_r2_score, mcc_score, random_rotation_baseline
 from crlkit.models.base import get_model_class
 from crlkit.models.identifiable import (ContentStyle, ContentStyleConfig, Contrastive, ContrastiveConfig, IVAE,
-                                        IVAEConfig, Interventional, InterventionalConfig, Whitening, info_nce)
+                                        IVAEConfig, Interventional, InterventionalConfig, Whitening, info_nce,
+                                        unmix_from_changes)
 
 
 def _fit(model, sampler, steps, lr):
@@ -184,18 +187,81 @@ def test_interventional_recovers_a_chain_graph():
     losses = _fit(m, smp, 400, 3e-3)
     assert losses[-50:].mean() < losses[:5].mean()
     b = make_sampler("intervention_pair", ds, batch_size=3000, seed=7, intervention="perfect").next_batch()
-    res = m.infer_graph(b["x"].numpy(), b["x2"].numpy())
     z = b["factors"].numpy()
-    perm, _ = mcc_matching(z, res["z"])
-    learned = res["graph"][np.ix_(perm, perm)]
-    assert res["graph"].shape == (4, 4)
-    assert shd(ds.graph != 0, learned) <= 1
-    assert mcc_score(z, res["z"]) >= 0.9
+    for graph_search in ("order", "pc"):
+        m.config = dataclasses.replace(m.config, graph_search=graph_search)
+        res = m.infer_graph(b["x"].numpy(), b["x2"].numpy())
+        perm, _ = mcc_matching(z, res["z"])
+        learned = res["graph"][np.ix_(perm, perm)]
+        assert res["graph"].shape == (4, 4)
+        assert shd(ds.graph != 0, learned) <= 1, graph_search
+        assert mcc_score(z, res["z"]) >= 0.9
+        assert res["unmixing"].shape == (4, 4)
+
+
+def _one_change_pairs(n=4, size=4000, seed=0):
+    """Independent noises and pairs that redraw one random coordinate each."""
+    rng = np.random.default_rng(seed)
+    eps = rng.standard_normal((size, n))
+    eps2 = eps.copy()
+    k = rng.integers(0, n, size=size)
+    eps2[np.arange(size), k] = rng.standard_normal(size)
+    return eps, eps2
+
+
+def test_unmix_from_changes_undoes_a_linear_mix():
+    """A code that rotates two noises by 40 degrees (and scales the rest) is unmixed: the map
+    from the noises to the unmixed code is a scaled permutation, and its pairs change in one
+    coordinate again."""
+    eps, eps2 = _one_change_pairs()
+    c, s_ = np.cos(np.radians(40)), np.sin(np.radians(40))
+    mix = np.diag([2.0, 1.0, 1.0, 0.5])
+    mix[1:3, 1:3] = [[c, -s_], [s_, c]]
+    e, e2 = eps @ mix.T + 3.0, eps2 @ mix.T + 3.0
+    t = unmix_from_changes(e, e2)
+    total = mix.T @ t  # noises -> unmixed code
+    a = np.abs(total) / np.abs(total).max(0, keepdims=True)
+    assert np.sort(a, 0)[-2].max() < 0.05  # one dominant noise per code coordinate
+    assert sorted(np.abs(total).argmax(0)) == [0, 1, 2, 3]
+    d = np.abs((e2 - e) @ t)
+    assert np.mean(np.sort(d, 1)[:, -2] / d.max(1)) < 0.01
+    np.testing.assert_allclose((e @ t).std(0), 1.0, atol=1e-6)
+
+
+def test_unmix_from_changes_leaves_one_sparse_codes_alone():
+    eps, eps2 = _one_change_pairs(seed=1)
+    t = unmix_from_changes(eps * [1, 2, 3, 4], eps2 * [1, 2, 3, 4])
+    np.testing.assert_allclose(t, np.diag(1 / (eps * [1, 2, 3, 4]).std(0)), rtol=1e-6, atol=1e-9)
+    with pytest.raises(CrlkitError, match="same shape"):
+        unmix_from_changes(eps, eps2[:, :3])
+
+
+def test_ordered_dependence_recovers_the_graph_where_pc_loses_an_edge():
+    """Linear SCM with a path cancellation: 0 -> 1 -> 2 and 0 -> 2 with effects that cancel, so
+    z0 and z2 are marginally independent. PC drops the edge 0 - 2 (unfaithful); the test against
+    the predecessors in the causal order keeps it (minimality is enough)."""
+    from causallearn.search.ConstraintBased.PC import pc
+
+    from crlkit.models.identifiable import _ordered_dependence
+
+    rng = np.random.default_rng(0)
+    e = rng.standard_normal((5000, 3))
+    z0 = e[:, 0]
+    z1 = z0 + e[:, 1]
+    z2 = 1.0 * z1 - 1.0 * z0 + e[:, 2]  # total effect of z0 on z2: 1 - 1 = 0
+    z = np.stack([z0, z1, z2], 1)
+    z = (z - z.mean(0)) / z.std(0)
+    dep = _ordered_dependence(z, [0, 1, 2], alpha=0.01, indep_test="fisherz")
+    np.testing.assert_array_equal(dep, [[0, 1, 1], [0, 0, 1], [0, 0, 0]])
+    g = np.asarray(pc(z, alpha=0.01, indep_test="fisherz", stable=True, show_progress=False).G.graph)
+    assert g[0, 2] == 0 and g[2, 0] == 0  # PC: no edge between 0 and 2
 
 
 def test_config_errors_name_the_field():
     with pytest.raises(CrlkitError, match="normalization"):
         Contrastive(ContrastiveConfig(normalization="cube"), (10,))
+    with pytest.raises(CrlkitError, match="graph_search.*order"):
+        Interventional(InterventionalConfig(graph_search="ges"), (10,))
     with pytest.raises(CrlkitError, match="vector observations"):
         IVAE(IVAEConfig(), (1, 16, 16))
     with pytest.raises(CrlkitError, match="posterior.*diagonal.*full"):
