@@ -39,7 +39,8 @@ def register(sub) -> None:
                         f"one of {', '.join(CONDITIONALS)}")
     p.add_argument("--restarts", type=int, default=None,
                    help="ivae, interventional: train this many restarts and keep the best by a label-free "
-                        "held-out score (ivae: ELBO; interventional: change share); default 1")
+                        "held-out score (ivae: ELBO; interventional: change share); default 1 for ivae, "
+                        "2 for interventional")
     p.add_argument("--posterior", default=None,
                    help="ivae: q(z|x) with a full covariance (default) or diagonal (mean-field, the paper's); "
                         "one of diagonal, full")

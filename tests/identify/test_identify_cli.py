@@ -107,5 +107,6 @@ def test_interventional_restarts_select_by_change_share(tmp_path):
     runs = res["restarts"]
     assert [r["seed"] for r in runs] == [2, 1002] and sum(r["selected"] for r in runs) == 1
     assert all(r["criterion"] == "change_share" and 1 / 3 <= r["change_share"] <= 1 for r in runs)
-    assert max(runs, key=lambda r: r["change_share"])["selected"]
+    kept = max(runs, key=lambda r: r["change_share"])
+    assert kept["selected"] and res["model_dir"] == kept["model_dir"]
     assert 1 / 3 <= res["change_share"] <= 1
