@@ -225,6 +225,8 @@ IVAE_LOGVAR_RANGE = (-20.0, 10.0)
 def _clamp_straight_through(t: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
     """``t.clamp(lo, hi)`` in the forward pass, the identity's gradient in the backward pass."""
     return t + (t.clamp(lo, hi) - t).detach()
+
+
 IVAE_POSTERIORS = ("diagonal", "full")
 #: full posterior: bound on |L_ij / L_ii| (j < i). Unbounded off-diagonal entries let one run's
 #: encoder pair a log-variance near -20 with entries near 15 and the loss jumped from 25 to 3e3
@@ -291,9 +293,7 @@ class IVAE(_CosineLR, Method):
     def encode_dist(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(mean, logvar)`` of q(z|x), each (B, n); with a full covariance, the marginal
         log-variances ``log diag(L L^T)``."""
-        xw = self.whitening(x)
-        mean, logvar = self._posterior(xw)
-        scale_tril = self._scale_tril(xw, logvar)
+        mean, logvar, scale_tril = self._q(self.whitening(x))
         if scale_tril is None:
             return mean, logvar
         return mean, scale_tril.pow(2).sum(-1).log()
@@ -301,10 +301,13 @@ class IVAE(_CosineLR, Method):
     def posterior_scale_tril(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(mean (B, n), L (B, n, n))`` of q(z|x) = N(mean, L L^T) (L diagonal for the
         mean-field posterior)."""
-        xw = self.whitening(x)
-        mean, logvar = self._posterior(xw)
-        scale_tril = self._scale_tril(xw, logvar)
+        mean, logvar, scale_tril = self._q(self.whitening(x))
         return mean, torch.diag_embed((0.5 * logvar).exp()) if scale_tril is None else scale_tril
+
+    def _q(self, xw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """``(mean, logvar, L or None)`` of q(z|x) from whitened x (L: full posterior only)."""
+        mean, logvar = self._posterior(xw)
+        return mean, logvar, self._scale_tril(xw, logvar)
 
     def _scale_tril(self, xw: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor | None:
         if self.encoder_offdiag is None:
@@ -355,8 +358,7 @@ class IVAE(_CosineLR, Method):
         u = _get(batch, ("u", "segment", "segments"), "ivae")
         self.whitening.update(x)
         xw = self.whitening(x)
-        mean, logvar = self._posterior(xw)
-        scale_tril = self._scale_tril(xw, logvar)
+        mean, logvar, scale_tril = self._q(xw)
         eps = self.randn_like(mean)
         if scale_tril is None:
             z = mean + eps * (0.5 * logvar).exp()  # reparameterisation
@@ -701,7 +703,7 @@ def unmix_from_changes(e: np.ndarray, e2: np.ndarray, *, max_iter: int = 20, tol
     t = np.eye(n)
     for _ in range(max_iter):
         u, u2 = e @ t, e2 @ t
-        mu, sd = u.mean(0), u.std(0) + 1e-12
+        sd = u.std(0) + 1e-12
         t = t / sd[None, :]
         d = (u2 - u) / sd
         targets = np.abs(d).argmax(1)
