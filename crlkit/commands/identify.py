@@ -44,6 +44,9 @@ def register(sub) -> None:
     p.add_argument("--posterior", default=None,
                    help="ivae: q(z|x) with a full covariance (default) or diagonal (mean-field, the paper's); "
                         "one of diagonal, full")
+    p.add_argument("--known-targets", action="store_true",
+                   help="interventional: give the model each pair's intervened node (CauCA's known targets) "
+                        "instead of inferring it (ILCM's unknown targets, the default)")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--eval-samples", type=int, default=5000, help="held-out samples scored (default 5000)")
@@ -94,6 +97,10 @@ def run(args) -> int:
         if args.posterior not in IVAE_POSTERIORS:
             raise CrlkitError(unknown_choice("posterior", args.posterior, IVAE_POSTERIORS))
         model_options = {"posterior": args.posterior}
+    if args.known_targets:
+        if args.method != "interventional":
+            raise CrlkitError(f"--known-targets applies to --method interventional only; got --method {args.method}")
+        model_options = {"known_targets": True}
     res = run_identify(args.method, out_dir=out, seed=args.seed, latents=args.latents, segments=args.segments,
                        mixing_layers=args.mixing_layers, steps=args.steps, conditional=args.conditional,
                        batch_size=args.batch_size, lr=args.lr, device=args.device, eval_samples=args.eval_samples,

@@ -171,6 +171,24 @@ def one_change_distance(a: torch.Tensor, b: torch.Tensor, tau: float) -> torch.T
     return diff.sum(-1) - tau * torch.logsumexp(diff / tau, dim=-1)
 
 
+def known_change_info_nce(h1: torch.Tensor, h2: torch.Tensor, target: torch.Tensor, *, tau: float = 1.0
+                          ) -> torch.Tensor:
+    """Symmetric InfoNCE for pairs that differ in one *known* coordinate: the similarity of
+    anchor ``h1_i`` and candidate ``h2_j`` is ``-sum_{l != t_i} |h1_il - h2_jl| / tau`` (the L1
+    distance without the anchor's target ``t_i``), and likewise with ``t_j`` for anchors from
+    ``h2``: a Laplace kernel on the coordinates the intervention left alone. Fixing which
+    coordinate may change ties code coordinate k to node k (CauCA's known-target setting,
+    Liang et al. 2023), where :func:`one_change_distance` leaves the permutation open.
+    """
+    keep = 1.0 - nn.functional.one_hot(target.long(), h1.shape[1]).to(h1.dtype)  # (B, d)
+    diff = (h1.unsqueeze(1) - h2.unsqueeze(0)).abs()  # (B, B, d): [i, j] = |h1_i - h2_j|
+    logits_1 = -(diff * keep.unsqueeze(1)).sum(-1) / tau  # anchors h1_i, target t_i left out
+    logits_2 = -(diff * keep.unsqueeze(0)).sum(-1) / tau  # anchors h2_j, target t_j left out
+    labels = torch.arange(h1.shape[0], device=h1.device)
+    ce = nn.functional.cross_entropy
+    return 0.5 * (ce(logits_1, labels) + ce(logits_2.T, labels))
+
+
 def info_nce(h1: torch.Tensor, h2: torch.Tensor, *, p: float = 1.0, tau: float = 1.0,
              distance=None) -> torch.Tensor:
     """Symmetric InfoNCE with similarity ``-||h1_i - h2_j||_p^p / tau``.
@@ -517,6 +535,9 @@ class InterventionalConfig:
                                   #   "pc": PC's skeleton (needs faithfulness), oriented by the order
     unmix: bool = True            # before stage 2, undo a linear mix of the code estimated from the
                                   #   pairs' change directions (see unmix_from_changes)
+    known_targets: bool = False   # the pairs' intervention targets are known (CauCA setting; batches
+                                  #   carry "target"): stage 1 leaves the target's coordinate out of the
+                                  #   distance, so code k is node k, and stage 2 uses the given targets
     lr_decay_steps: int = 0       # cosine decay of the learning rate to 0 over this many steps (0: constant)
 
 
@@ -550,7 +571,11 @@ class Interventional(Contrastive):
     standardised direct effect is at least ``min_effect``. Exact for linear SCMs with affine
     stage-1 maps; an approximation for nonlinear ones.
 
-    Batches: ``{"x": (B, D), "x2": (B, D)}``.
+    **Known targets** (``known_targets=True``, the CauCA setting): stage 1 is trained with
+    :func:`known_change_info_nce`, which names the coordinate each pair may change, so code k
+    is tied to node k; stage 2 takes the given targets instead of inferring them from the codes.
+
+    Batches: ``{"x": (B, D), "x2": (B, D)}``, plus ``"target": (B,)`` with ``known_targets``.
     """
 
     Config = InterventionalConfig
@@ -577,7 +602,14 @@ class Interventional(Contrastive):
         self.whitening.update(torch.cat([x, x2]))
         h1, h2 = self.encode(torch.cat([x, x2])).chunk(2)  # one pass over both halves of the pairs
         tau = self.config.tau
-        loss = info_nce(h1, h2, tau=tau, distance=lambda a, b: one_change_distance(a, b, tau))
+        if self.config.known_targets:
+            if "target" not in batch:
+                raise CrlkitError("interventional with known_targets=True needs batches with a 'target' entry "
+                                  "(the intervened node of each pair, as the intervention_pair sampler gives); "
+                                  f"got keys {sorted(batch)}")
+            loss = known_change_info_nce(h1, h2, batch["target"], tau=tau)
+        else:
+            loss = info_nce(h1, h2, tau=tau, distance=lambda a, b: one_change_distance(a, b, tau))
         with torch.no_grad():
             d = (h1 - h2).abs()
             # share of the change carried by the largest coordinate: 1 = a single-node change
@@ -585,9 +617,12 @@ class Interventional(Contrastive):
         return loss, {"info_nce": loss.detach(), "top_change_share": sparsity}
 
     @torch.no_grad()
-    def causal_variables(self, x: np.ndarray | torch.Tensor, x_int: np.ndarray | torch.Tensor
-                         ) -> dict[str, np.ndarray]:
+    def causal_variables(self, x: np.ndarray | torch.Tensor, x_int: np.ndarray | torch.Tensor,
+                         targets: np.ndarray | torch.Tensor | None = None) -> dict[str, np.ndarray]:
         """Stage 2: the causal variables and the noise-to-variable weights from pairs.
+
+        ``targets``: (N,) the intervened node of each pair when known (code coordinate k is
+        node k for a model trained with ``known_targets``); inferred from the codes otherwise.
 
         Returns ``{"z": (N, n) recovered causal variables for x, "noise": (N, n) codes h(x)
         (after the unmixing), "unmixing": (n, n) map T applied to the raw codes (h(x) @ T; the
@@ -608,11 +643,17 @@ class Interventional(Contrastive):
         e2 = self.encode(torch.as_tensor(np.asarray(x_int), dtype=torch.float32, device=dev)).cpu().double().numpy()
         self.train(was_training)
         n = e.shape[1]
-        t = unmix_from_changes(e, e2) if self.config.unmix else np.eye(n)
+        if targets is not None:
+            targets = np.asarray(targets.cpu() if torch.is_tensor(targets) else targets).astype(int).ravel()
+            if targets.shape != (e.shape[0],) or targets.min() < 0 or targets.max() >= n:
+                raise CrlkitError(f"targets must be {e.shape[0]} node indices in [0, {n - 1}]; got shape "
+                                  f"{targets.shape}, range [{targets.min()}, {targets.max()}]")
+        t = unmix_from_changes(e, e2, targets=targets) if self.config.unmix else np.eye(n)
         e, e2 = e @ t, e2 @ t
         e_s, e2_s = (e - e.mean(0)) / (e.std(0) + 1e-12), (e2 - e.mean(0)) / (e.std(0) + 1e-12)
         change = np.abs(e2_s - e_s)
-        targets = change.argmax(1)
+        if targets is None:
+            targets = change.argmax(1)
         # 1 when every pair changes a single code coordinate (the noise encoding of a linear code)
         change_share = float(np.mean(change.max(1) / np.maximum(change.sum(1), 1e-12)))
         c = np.zeros((n, n))  # c[i, k]: coefficient of noise i in z_k - e_k
@@ -636,7 +677,7 @@ class Interventional(Contrastive):
         return {"z": z, "noise": e, "unmixing": t, "targets": targets, "weights": np.abs(c), "direct": direct,
                 "order": order, "change_share": change_share}
 
-    def infer_graph(self, x, x_int) -> dict[str, Any]:
+    def infer_graph(self, x, x_int, targets=None) -> dict[str, Any]:
         """The latent graph over the stage-2 causal variables (see the class docstring).
 
         The causal order comes from the noise weights (ancestors' noise enters descendants).
@@ -652,7 +693,7 @@ class Interventional(Contrastive):
         the codes, "unmixing", "weights", "direct", "order", "change_share": see
         :meth:`causal_variables`}``.
         """
-        cv = self.causal_variables(x, x_int)
+        cv = self.causal_variables(x, x_int, targets)
         z = cv["z"]
         z_std = (z - z.mean(0)) / (z.std(0) + 1e-12)
         cfg = self.config
@@ -671,7 +712,8 @@ class Interventional(Contrastive):
         return {"graph": adj, "skeleton": skeleton, **cv}
 
 
-def unmix_from_changes(e: np.ndarray, e2: np.ndarray, *, max_iter: int = 20, tol: float = 1e-3) -> np.ndarray:
+def unmix_from_changes(e: np.ndarray, e2: np.ndarray, *, targets: np.ndarray | None = None, max_iter: int = 20,
+                       tol: float = 1e-3) -> np.ndarray:
     r"""A linear map ``T`` under which the changes of counterfactual pairs are one-sparse.
 
     If the codes are an invertible linear mix of independent noises, ``e = eps M^T`` (rows are
@@ -690,6 +732,9 @@ def unmix_from_changes(e: np.ndarray, e2: np.ndarray, *, max_iter: int = 20, tol
     ----------
     e, e2 : ndarray, shape (N, n)
         Codes of the pairs before and after the intervention.
+    targets : ndarray, shape (N,), optional
+        The intervened coordinate of each pair when known; otherwise each step takes the largest
+        standardised change.
 
     Returns
     -------
@@ -706,10 +751,10 @@ def unmix_from_changes(e: np.ndarray, e2: np.ndarray, *, max_iter: int = 20, tol
         sd = u.std(0) + 1e-12
         t = t / sd[None, :]
         d = (u2 - u) / sd
-        targets = np.abs(d).argmax(1)
+        tg = np.abs(d).argmax(1) if targets is None else targets
         m = np.eye(n)
         for k in range(n):
-            sel = targets == k
+            sel = tg == k
             if sel.sum() < n + 2:
                 continue
             m[:, k] = (d[sel] * d[sel, k:k + 1]).sum(0) / (d[sel, k] ** 2).sum()

@@ -53,6 +53,13 @@ def test_content_style_and_interventional_add_their_keys(tmp_path):
     assert rc == 0
     res = json.loads((tmp_path / "int" / "results.json").read_text())
     assert isinstance(res["shd"], int) and len(res["graph"]) == 3 and len(res["true_graph"]) == 3
+    assert res["setting"]["model"].get("known_targets", False) is False
+    rc = main(["identify", "--method", "interventional", "--known-targets", "--latents", "3", "--mixing-layers", "1",
+               "--steps", "20", "--batch-size", "64", "--eval-samples", "300", "--restarts", "1",
+               "--out", str(tmp_path / "kt")])
+    assert rc == 0
+    res = json.loads((tmp_path / "kt" / "results.json").read_text())
+    assert res["setting"]["model"]["known_targets"] is True and isinstance(res["shd"], int)
 
 
 def test_user_errors_print_without_traceback(tmp_path, capsys):
@@ -72,6 +79,9 @@ def test_user_errors_print_without_traceback(tmp_path, capsys):
     assert "posterior 'lowrank'" in err and "diagonal" in err and "full" in err and "Traceback" not in err
     assert main(["identify", "--method", "contrastive", "--posterior", "full", "--out", str(tmp_path)]) == 2
     assert "--method ivae only" in capsys.readouterr().err
+    assert main(["identify", "--method", "ivae", "--known-targets", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "--method interventional only" in err and "Traceback" not in err
     assert not (tmp_path / "results.json").exists()
 
 

@@ -14,7 +14,7 @@ from crlkit.metrics import block_r2_score, linear_r2_score, mcc_score, random_ro
 from crlkit.models.base import get_model_class
 from crlkit.models.identifiable import (ContentStyle, ContentStyleConfig, Contrastive, ContrastiveConfig, IVAE,
                                         IVAEConfig, Interventional, InterventionalConfig, Whitening, info_nce,
-                                        unmix_from_changes)
+                                        known_change_info_nce, unmix_from_changes)
 
 
 def _fit(model, sampler, steps, lr):
@@ -199,6 +199,56 @@ def test_interventional_recovers_a_chain_graph():
         assert res["unmixing"].shape == (4, 4)
 
 
+def test_interventional_with_known_targets_ties_code_k_to_node_k():
+    """CauCA setting: the pairs' targets are given, so no permutation is left: the learned
+    variables match the true nodes in their own order and the graph is read off without
+    matching."""
+    from crlkit.metrics import mcc_matching, shd
+
+    ds = make_dataset("synthetic", latents=4, graph="chain", mechanism="linear", standardize=True,
+                      mixing="linear", seed=0)
+    smp = make_sampler("intervention_pair", ds, batch_size=256, seed=1, intervention="perfect")
+    torch.manual_seed(0)
+    cfg = InterventionalConfig(num_latents=4, hidden=64, depth=2, lr_decay_steps=400, known_targets=True)
+    m = Interventional(cfg, (4,))
+    _fit(m, smp, 400, 3e-3)
+    b = make_sampler("intervention_pair", ds, batch_size=3000, seed=7, intervention="perfect").next_batch()
+    z, t = b["factors"].numpy(), b["target"].numpy()
+    code = _encode(m, b["x"].numpy())
+    perm, _ = mcc_matching(z, code)
+    assert list(perm) == [0, 1, 2, 3]  # code k is node k: no permutation left
+    res = m.infer_graph(b["x"].numpy(), b["x2"].numpy(), t)
+    np.testing.assert_array_equal(res["targets"], t)
+    assert shd(ds.graph != 0, res["graph"]) <= 1  # in the nodes' own order
+    assert mcc_score(z, res["z"]) >= 0.9
+    with pytest.raises(CrlkitError, match="target"):
+        m.loss({"x": b["x"][:8], "x2": b["x2"][:8]}, 0)
+    with pytest.raises(CrlkitError, match="targets must be"):
+        m.causal_variables(b["x"].numpy(), b["x2"].numpy(), t[:10])
+
+
+def test_known_change_info_nce_leaves_the_target_out():
+    """Pairs that differ only in their known target: the loss is lower than with the targets
+    shuffled, and it equals a loop over anchors of the L1 distance without the anchor's target."""
+    gen = torch.Generator().manual_seed(0)
+    h1 = torch.randn(64, 5, generator=gen)
+    t = torch.randint(0, 5, (64,), generator=gen)
+    h2 = h1.clone()
+    h2[torch.arange(64), t] = torch.randn(64, generator=gen) * 3
+    right = known_change_info_nce(h1, h2, t, tau=0.5)
+    assert float(right) < float(known_change_info_nce(h1, h2, (t + 1) % 5, tau=0.5)) - 0.5
+
+    def direction(anchors, candidates):
+        total = 0.0
+        for i in range(64):
+            keep = [j for j in range(5) if j != int(t[i])]
+            logits = torch.stack([-(anchors[i, keep] - candidates[j, keep]).abs().sum() / 0.5 for j in range(64)])
+            total += float(torch.logsumexp(logits, 0) - logits[i])
+        return total / 64
+
+    assert abs(float(right) - 0.5 * (direction(h1, h2) + direction(h2, h1))) < 1e-5
+
+
 def _one_change_pairs(n=4, size=4000, seed=0):
     """Independent noises and pairs that redraw one random coordinate each."""
     rng = np.random.default_rng(seed)
@@ -226,6 +276,23 @@ def test_unmix_from_changes_undoes_a_linear_mix():
     d = np.abs((e2 - e) @ t)
     assert np.mean(np.sort(d, 1)[:, -2] / d.max(1)) < 0.01
     np.testing.assert_allclose((e @ t).std(0), 1.0, atol=1e-6)
+
+
+def test_unmix_from_changes_with_known_targets():
+    """Given the targets, a 40-degree rotation of two noises is undone and code k is noise k."""
+    rng = np.random.default_rng(3)
+    eps = rng.standard_normal((4000, 4))
+    k = rng.integers(0, 4, size=4000)
+    eps2 = eps.copy()
+    eps2[np.arange(4000), k] = rng.standard_normal(4000)
+    c, s_ = np.cos(np.radians(40)), np.sin(np.radians(40))
+    mix = np.eye(4)
+    mix[1:3, 1:3] = [[c, -s_], [s_, c]]
+    t = unmix_from_changes(eps @ mix.T, eps2 @ mix.T, targets=k)
+    total = mix.T @ t
+    assert list(np.abs(total).argmax(0)) == [0, 1, 2, 3]
+    a = np.abs(total) / np.abs(total).max(0, keepdims=True)
+    assert np.sort(a, 0)[-2].max() < 0.05
 
 
 def test_unmix_from_changes_leaves_one_sparse_codes_alone():
