@@ -44,6 +44,8 @@ def register(sub) -> None:
     p.add_argument("--posterior", default=None,
                    help="ivae: q(z|x) with a full covariance (default) or diagonal (mean-field, the paper's); "
                         "one of diagonal, full")
+    p.add_argument("--decoder-var", type=float, default=None,
+                   help="ivae: fixed variance of p(x|z) in whitened units (default 0.01, the paper's)")
     p.add_argument("--known-targets", action="store_true",
                    help="interventional: give the model each pair's intervened node (CauCA's known targets) "
                         "instead of inferring it (ILCM's unknown targets, the default)")
@@ -97,6 +99,12 @@ def run(args) -> int:
         if args.posterior not in IVAE_POSTERIORS:
             raise CrlkitError(unknown_choice("posterior", args.posterior, IVAE_POSTERIORS))
         model_options = {"posterior": args.posterior}
+    if args.decoder_var is not None:
+        if args.method != "ivae":
+            raise CrlkitError(f"--decoder-var applies to --method ivae only; got --method {args.method}")
+        if not args.decoder_var > 0:
+            raise CrlkitError(f"--decoder-var must be > 0; got {args.decoder_var}")
+        model_options = {**(model_options or {}), "decoder_var": args.decoder_var}
     if args.known_targets:
         if args.method != "interventional":
             raise CrlkitError(f"--known-targets applies to --method interventional only; got --method {args.method}")
