@@ -643,6 +643,9 @@ class Interventional(Contrastive):
         e2 = self.encode(torch.as_tensor(np.asarray(x_int), dtype=torch.float32, device=dev)).cpu().double().numpy()
         self.train(was_training)
         n = e.shape[1]
+        if targets is not None and not self.config.known_targets:
+            raise CrlkitError("targets can be given only to a model trained with known_targets=True (only there "
+                              "is code coordinate k node k); this model infers them from its codes")
         if targets is not None:
             targets = np.asarray(targets.cpu() if torch.is_tensor(targets) else targets).astype(int).ravel()
             if targets.shape != (e.shape[0],) or targets.min() < 0 or targets.max() >= n:

@@ -197,6 +197,8 @@ def test_interventional_recovers_a_chain_graph():
         assert shd(ds.graph != 0, learned) <= 1, graph_search
         assert mcc_score(z, res["z"]) >= 0.9
         assert res["unmixing"].shape == (4, 4)
+    with pytest.raises(CrlkitError, match="known_targets=True"):
+        m.infer_graph(b["x"].numpy(), b["x2"].numpy(), b["target"].numpy())
 
 
 def test_interventional_with_known_targets_ties_code_k_to_node_k():
