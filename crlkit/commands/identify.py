@@ -108,7 +108,7 @@ def run(args) -> int:
     if args.known_targets:
         if args.method != "interventional":
             raise CrlkitError(f"--known-targets applies to --method interventional only; got --method {args.method}")
-        model_options = {"known_targets": True}
+        model_options = {**(model_options or {}), "known_targets": True}
     res = run_identify(args.method, out_dir=out, seed=args.seed, latents=args.latents, segments=args.segments,
                        mixing_layers=args.mixing_layers, steps=args.steps, conditional=args.conditional,
                        batch_size=args.batch_size, lr=args.lr, device=args.device, eval_samples=args.eval_samples,
