@@ -186,7 +186,7 @@ def _heldout_change_share(model, ds, setting: "IdentifySetting", seed: int, n: i
 
     sel_seed = int(np.random.SeedSequence([int(seed), 13]).generate_state(1)[0])
     batch = make_sampler("intervention_pair", ds, batch_size=n, seed=sel_seed, **setting.sampler).next_batch()
-    targets = batch["target"].cpu().numpy() if getattr(model.config, "known_targets", False) else None
+    targets = batch["target"].cpu().numpy() if model.config.known_targets else None
     return float(model.causal_variables(batch["x"].cpu().numpy(), batch["x2"].cpu().numpy(), targets)["change_share"])
 
 
@@ -257,8 +257,7 @@ def _graph_results(model, ds, setting: IdentifySetting, z_seed: int) -> dict[str
     batch = sampler.next_batch()
     x, x2 = batch["x"].cpu().numpy(), batch["x2"].cpu().numpy()
     z_true = batch["factors"].cpu().numpy().astype(np.float64)
-    known = getattr(model.config, "known_targets", False)
-    res = model.infer_graph(x, x2, batch["target"].cpu().numpy() if known else None)
+    res = model.infer_graph(x, x2, batch["target"].cpu().numpy() if model.config.known_targets else None)
     z_hat = res["z"]
     perm, _ = mcc_matching(z_true, z_hat)  # perm[i]: learned variable matched to true node i
     learned = res["graph"][np.ix_(perm, perm)]  # relabelled to the true nodes' order

@@ -184,9 +184,15 @@ def known_change_info_nce(h1: torch.Tensor, h2: torch.Tensor, target: torch.Tens
     diff = (h1.unsqueeze(1) - h2.unsqueeze(0)).abs()  # (B, B, d): [i, j] = |h1_i - h2_j|
     logits_1 = -(diff * keep.unsqueeze(1)).sum(-1) / tau  # anchors h1_i, target t_i left out
     logits_2 = -(diff * keep.unsqueeze(0)).sum(-1) / tau  # anchors h2_j, target t_j left out
-    labels = torch.arange(h1.shape[0], device=h1.device)
+    return _two_way_cross_entropy(logits_1, logits_2.T)
+
+
+def _two_way_cross_entropy(logits_1: torch.Tensor, logits_2: torch.Tensor) -> torch.Tensor:
+    """Mean of the cross-entropies of anchors from h1 (rows of ``logits_1``) and from h2 (rows
+    of ``logits_2``), the positive of row i being column i."""
+    labels = torch.arange(logits_1.shape[0], device=logits_1.device)
     ce = nn.functional.cross_entropy
-    return 0.5 * (ce(logits_1, labels) + ce(logits_2.T, labels))
+    return 0.5 * (ce(logits_1, labels) + ce(logits_2, labels))
 
 
 def info_nce(h1: torch.Tensor, h2: torch.Tensor, *, p: float = 1.0, tau: float = 1.0,
@@ -203,9 +209,7 @@ def info_nce(h1: torch.Tensor, h2: torch.Tensor, *, p: float = 1.0, tau: float =
     """
     dist = pairwise_distance(h1, h2, p) if distance is None else distance(h1, h2)
     logits = -dist / tau  # (B, B), positives on the diagonal
-    target = torch.arange(h1.shape[0], device=h1.device)
-    ce = nn.functional.cross_entropy
-    return 0.5 * (ce(logits, target) + ce(logits.T, target))
+    return _two_way_cross_entropy(logits, logits.T)
 
 
 # --------------------------------------------------------------------------------------------
@@ -626,7 +630,8 @@ class Interventional(Contrastive):
 
         Returns ``{"z": (N, n) recovered causal variables for x, "noise": (N, n) codes h(x)
         (after the unmixing), "unmixing": (n, n) map T applied to the raw codes (h(x) @ T; the
-        identity when ``unmix`` is off), "targets": (N,) inferred intervened coordinate per pair,
+        identity when ``unmix`` is off), "targets": (N,) intervened coordinate per pair (the given
+        targets, else inferred),
         "weights": (n, n) with weights[i, k] = |coefficient of noise i in z_k|, "direct": (n, n)
         standardised direct effects (linear reading: z = e (I + C) = z A + e, so
         A = I - (I + C)^{-1}), "order": the inferred causal order, "change_share": mean over
