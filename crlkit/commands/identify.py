@@ -20,7 +20,7 @@ def register(sub) -> None:
 
     p = sub.add_parser(
         "identify", help="train an identifiable CRL method and score it against the rotation baseline",
-        description="Train an identifiable method (ivae, contrastive, content_style, interventional) or a VAE "
+        description="Train an identifiable method (ivae, iflow, contrastive, content_style, interventional) or a VAE "
                     "baseline on a synthetic latent-model + invertible-MLP setting through the shared trainer; "
                     "write OUT/results.json with MCC, linear/nonlinear R2 and the random-rotation baseline. "
                     "--compare runs all methods and writes OUT/comparison.{csv,md,png}.")
@@ -38,9 +38,9 @@ def register(sub) -> None:
                    help=f"contrastive pairs and similarity: laplace (L1, axes identified) or gaussian (L2); "
                         f"one of {', '.join(CONDITIONALS)}")
     p.add_argument("--restarts", type=int, default=None,
-                   help="ivae, interventional: train this many restarts and keep the best by a label-free "
-                        "held-out score (ivae: ELBO; interventional: change share); default 1 for ivae, "
-                        "2 for interventional")
+                   help="ivae, iflow, interventional: train this many restarts and keep the best by a "
+                        "label-free held-out score (ivae: ELBO; iflow: log-likelihood; interventional: change "
+                        "share); default 1 for ivae and iflow, 2 for interventional")
     p.add_argument("--posterior", default=None,
                    help="ivae: q(z|x) with a full covariance (default) or diagonal (mean-field, the paper's); "
                         "one of diagonal, full")

@@ -29,9 +29,9 @@ from crlkit.files import atomic_write_json, jsonable
 from crlkit.registry import unknown_choice
 
 #: methods `crlkit identify --method` accepts: the identifiable ones and the VAE baselines.
-METHODS = ("ivae", "contrastive", "content_style", "interventional", "vae", "beta_vae")
+METHODS = ("ivae", "iflow", "contrastive", "content_style", "interventional", "vae", "beta_vae")
 #: the structure each method trains on (baselines see i.i.d. samples of the iVAE data).
-SETTING_OF = {"ivae": "segments", "vae": "segments", "beta_vae": "segments",
+SETTING_OF = {"ivae": "segments", "iflow": "segments", "vae": "segments", "beta_vae": "segments",
               "contrastive": "pairs", "content_style": "views", "interventional": "interventions"}
 CONDITIONALS = ("laplace", "gaussian")
 
@@ -66,6 +66,7 @@ def make_setting(method: str, *, latents: int | None = None, segments: int | Non
     ivae           5       40       3      16000 1e-2  N(0, s²) per segment, s ~ U(0.5, 3);
                                                        mixing slope 0.1 (iVAE paper); cosine lr;
                                                        full-covariance posterior
+    iflow          5       40       3      20000 1e-3  as ivae; exact likelihood, cosine lr
     vae, beta_vae  5       40       3      6000  1e-3  as ivae, i.i.d. samples (no segments)
     contrastive    10      -        3      6000  1e-3  uniform box; Laplace (or Gaussian)
                                                        pairs, sigma 0.2 (cl-ica: 0.05, which
@@ -84,8 +85,8 @@ def make_setting(method: str, *, latents: int | None = None, segments: int | Non
     kind = SETTING_OF[method]
     defaults: dict[str, Any]
     if kind == "segments":
-        defaults = dict(latents=5, segments=40, mixing_layers=3, steps=16000 if method == "ivae" else 6000,
-                        batch_size=256 if method == "ivae" else 64, lr=1e-2 if method == "ivae" else 1e-3)
+        n_steps, batch, rate = {"ivae": (16000, 256, 1e-2), "iflow": (20000, 256, 1e-3)}.get(method, (6000, 64, 1e-3))
+        defaults = dict(latents=5, segments=40, mixing_layers=3, steps=n_steps, batch_size=batch, lr=rate)
     elif kind == "pairs":
         defaults = dict(latents=10, segments=0, mixing_layers=3, steps=6000, batch_size=512, lr=1e-3)
     elif kind == "views":
@@ -114,6 +115,8 @@ def make_setting(method: str, *, latents: int | None = None, segments: int | Non
             # batch 64 on 8 of 10 settings measured, tied on linear, worse on one 3-layer leaky-ReLU
             # seed (0.569 vs 0.591); batch 256 because batch 64 diverged in 1 of 10 runs (RESULTS_identify.md)
             model.update(aux_dim=m, lr_decay_steps=int(s["steps"]), posterior="full")
+        elif method == "iflow":
+            model.update(aux_dim=m, lr_decay_steps=int(s["steps"]))
         else:
             model.update(reconstruction="l2")
     elif kind == "pairs":
@@ -175,7 +178,7 @@ INTERVENTIONAL_RESTARTS = 2
 
 
 #: Methods that accept ``restarts`` > 1, and the label-free score that picks the kept run.
-RESTART_CRITERIA = {"ivae": "heldout_elbo", "interventional": "change_share"}
+RESTART_CRITERIA = {"ivae": "heldout_elbo", "iflow": "heldout_log_likelihood", "interventional": "change_share"}
 
 
 def _heldout_change_share(model, ds, setting: "IdentifySetting", seed: int, n: int = 5000) -> float:
@@ -193,11 +196,14 @@ def _heldout_change_share(model, ds, setting: "IdentifySetting", seed: int, n: i
 def _selection_score(method: str, model, ds, setting: "IdentifySetting", seed: int) -> float:
     if method == "ivae":
         return _heldout_elbo(model, ds, seed)
+    if method == "iflow":
+        return _heldout_elbo(model, ds, seed, key="log_likelihood")
     return _heldout_change_share(model, ds, setting, seed)
 
 
-def _heldout_elbo(model, ds, seed: int, n: int = 20000) -> float:
-    """Mean ELBO of an iVAE on ``n`` fresh (x, segment) samples (fixed seeds): for model selection."""
+def _heldout_elbo(model, ds, seed: int, n: int = 20000, key: str = "elbo") -> float:
+    """Mean ELBO of an iVAE (``key="log_likelihood"``: the exact log-likelihood of an iFlow) on
+    ``n`` fresh (x, segment) samples (fixed seeds): for model selection."""
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 11]).generate_state(1)[0])
     s = ds.sample_latents(n, rng)
     x = torch.as_tensor(np.asarray(ds.observations_from_factors(s.z, rng)), dtype=torch.float32)
@@ -208,7 +214,7 @@ def _heldout_elbo(model, ds, seed: int, n: int = 20000) -> float:
     torch.manual_seed(0)
     try:
         with torch.no_grad():
-            elbo = np.mean([float(model.loss({"x": x.to(dev), "u": u.to(dev)}, 0)[1]["elbo"]) for _ in range(4)])
+            elbo = np.mean([float(model.loss({"x": x.to(dev), "u": u.to(dev)}, 0)[1][key]) for _ in range(4)])
     finally:
         torch.set_rng_state(state)
     return float(elbo)
@@ -289,16 +295,18 @@ def run_identify(method: str, *, out_dir, seed: int = 0, latents: int | None = N
     Scores use ``eval_samples`` fresh held-out samples. Training and scoring run with
     ``threads`` torch threads (default 1, restored afterwards; ``None`` leaves the setting).
 
-    ``restarts`` > 1 (ivae and interventional, see :data:`RESTART_CRITERIA`; default
-    :data:`IVAE_RESTARTS` for ivae, :data:`INTERVENTIONAL_RESTARTS` for interventional, 1
+    ``restarts`` > 1 (ivae, iflow and interventional, see :data:`RESTART_CRITERIA`; default
+    :data:`IVAE_RESTARTS` for ivae and iflow, :data:`INTERVENTIONAL_RESTARTS` for interventional, 1
     otherwise): train that many models on the same data from
     different initialisations and batch streams (training seeds ``seed + 1000 r``) and keep the one
-    with the best label-free held-out score: the ELBO for iVAE, the change share of fresh pairs for
-    the interventional method (never the MCC or SHD: the truth is not used);
+    with the best label-free held-out score: the ELBO for iVAE, the log-likelihood for iFlow, the
+    change share of fresh pairs for the interventional method (never the MCC or SHD: the truth is
+    not used);
     ``results["restarts"]`` lists each one's score and which was kept.
     """
     if restarts is None:
-        restarts = {"ivae": IVAE_RESTARTS, "interventional": INTERVENTIONAL_RESTARTS}.get(method, 1)
+        restarts = {"ivae": IVAE_RESTARTS, "iflow": IVAE_RESTARTS,
+                    "interventional": INTERVENTIONAL_RESTARTS}.get(method, 1)
     with torch_threads(threads):
         return _run_identify(method, out_dir=out_dir, seed=seed, latents=latents, segments=segments,
                              mixing_layers=mixing_layers, steps=steps, conditional=conditional,

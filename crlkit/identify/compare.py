@@ -33,7 +33,7 @@ class CompareRow:
 
 def default_rows(*, steps: int | None = None, latents: int | None = None, segments: int | None = None,
                  mixing_layers: int | None = None, quick: bool = False) -> list[CompareRow]:
-    """The comparison of issue 6: iVAE vs VAE vs beta-VAE on the segment data, contrastive with
+    """The comparison of issue 6: iVAE and iFlow vs VAE vs beta-VAE on the segment data, contrastive with
     Laplace/L1 and Gaussian/L2 pairs, content/style, and the interventional method.
 
     ``quick`` shrinks every setting (fewer latents, layers and steps) for a demo-sized run.
@@ -52,6 +52,7 @@ def default_rows(*, steps: int | None = None, latents: int | None = None, segmen
     label = "segments"
     return [
         CompareRow(label, "ivae", seg),
+        CompareRow(label, "iflow", seg),
         CompareRow(label, "vae", seg),
         CompareRow(label, "beta_vae", {**seg, "model_options": {"beta": 4.0}}),
         CompareRow("pairs (Laplace, L1)", "contrastive", {**pairs, "conditional": "laplace"}),

@@ -2,6 +2,8 @@
 
 import json
 
+import numpy as np
+
 import pytest
 
 from crlkit.cli import main
@@ -110,7 +112,7 @@ def test_ivae_restarts_select_by_heldout_elbo(tmp_path):
     assert [r["seed"] for r in runs] == [1, 1001] and sum(r["selected"] for r in runs) == 1
     best = max(runs, key=lambda r: r["heldout_elbo"])
     assert best["selected"] and (tmp_path / "rs" / "model_restart1" / "checkpoint.pt").exists()
-    with pytest.raises(CrlkitError, match="restarts.*ivae, interventional"):
+    with pytest.raises(CrlkitError, match="restarts.*ivae, iflow, interventional"):
         run_identify("contrastive", latents=3, mixing_layers=1, steps=5, restarts=2, out_dir=tmp_path / "c")
 
 
@@ -125,3 +127,15 @@ def test_interventional_restarts_select_by_change_share(tmp_path):
     kept = max(runs, key=lambda r: r["change_share"])
     assert kept["selected"] and res["model_dir"] == kept["model_dir"]
     assert 1 / 3 <= res["change_share"] <= 1
+
+
+def test_iflow_restarts_select_by_heldout_log_likelihood(tmp_path):
+    from crlkit.identify import run_identify
+
+    res = run_identify("iflow", latents=3, segments=7, mixing_layers=1, steps=20, eval_samples=300, seed=2,
+                       restarts=2, out_dir=tmp_path / "rf")
+    runs = res["restarts"]
+    assert [r["criterion"] for r in runs] == ["heldout_log_likelihood"] * 2
+    best = max(runs, key=lambda r: r["heldout_log_likelihood"])
+    assert best["selected"] and np.isfinite(best["heldout_log_likelihood"])
+    assert res["method"] == "iflow" and res["setting"]["model"]["aux_dim"] == 7
