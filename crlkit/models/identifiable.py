@@ -481,6 +481,8 @@ class IFlow(_CosineLR, Method):
     contrast (see :class:`IVAE`), which made the ELBO prefer entangled solutions on sharply
     kinked leaky-ReLU mixings (bench/RESULTS_identify.md). The price: ``D`` must equal ``n``.
 
+    The paper's flow is a rational-quadratic spline flow; this one uses RealNVP affine couplings
+    (Dinh et al. 2017) between learned invertible linear maps, which suffice here.
     ``encode(x) = h(x)``; ``decode(z)`` is the inverse (the generative map ``g``).
 
     Batches: ``{"x": (B, D), "u": (B,) segment index or (B, aux_dim) one-hot}``.
