@@ -13,8 +13,8 @@ from crlkit.errors import CrlkitError
 from crlkit.metrics import block_r2_score, linear_r2_score, mcc_score, random_rotation_baseline
 from crlkit.models.base import get_model_class
 from crlkit.models.identifiable import (ContentStyle, ContentStyleConfig, Contrastive, ContrastiveConfig, IFlow,
-                                        IFlowConfig, IVAE, IVAEConfig, Interventional, InterventionalConfig, Whitening, info_nce,
-                                        known_change_info_nce, unmix_from_changes)
+                                        IFlowConfig, IVAE, IVAEConfig, Interventional, InterventionalConfig,
+                                        Whitening, info_nce, known_change_info_nce, unmix_from_changes)
 
 
 def _fit(model, sampler, steps, lr):
