@@ -40,7 +40,7 @@ def register(sub) -> None:
     p.add_argument("--restarts", type=int, default=None,
                    help="ivae, iflow, interventional: train this many restarts and keep the best by a "
                         "label-free held-out score (ivae: ELBO; iflow: log-likelihood; interventional: change "
-                        "share); default 1 for ivae and iflow, 2 for interventional")
+                        "share); default 1")
     p.add_argument("--posterior", default=None,
                    help="ivae: q(z|x) with a full covariance (default) or diagonal (mean-field, the paper's); "
                         "one of diagonal, full")
@@ -49,6 +49,9 @@ def register(sub) -> None:
     p.add_argument("--known-targets", action="store_true",
                    help="interventional: give the model each pair's intervened node (CauCA's known targets) "
                         "instead of inferring it (ILCM's unknown targets, the default)")
+    p.add_argument("--no-refine", action="store_true",
+                   help="interventional, unknown targets: skip the refinement with self-assigned targets that "
+                        "otherwise takes the last quarter of the steps (stage 1 alone, for ablations)")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--eval-samples", type=int, default=5000, help="held-out samples scored (default 5000)")
@@ -109,6 +112,10 @@ def run(args) -> int:
         if args.method != "interventional":
             raise CrlkitError(f"--known-targets applies to --method interventional only; got --method {args.method}")
         model_options = {**(model_options or {}), "known_targets": True}
+    if args.no_refine:
+        if args.method != "interventional":
+            raise CrlkitError(f"--no-refine applies to --method interventional only; got --method {args.method}")
+        model_options = {**(model_options or {}), "refine_from": 0}
     res = run_identify(args.method, out_dir=out, seed=args.seed, latents=args.latents, segments=args.segments,
                        mixing_layers=args.mixing_layers, steps=args.steps, conditional=args.conditional,
                        batch_size=args.batch_size, lr=args.lr, device=args.device, eval_samples=args.eval_samples,

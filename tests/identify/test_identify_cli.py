@@ -56,6 +56,12 @@ def test_content_style_and_interventional_add_their_keys(tmp_path):
     res = json.loads((tmp_path / "int" / "results.json").read_text())
     assert isinstance(res["shd"], int) and len(res["graph"]) == 3 and len(res["true_graph"]) == 3
     assert res["setting"]["model"].get("known_targets", False) is False
+    assert res["setting"]["model"]["refine_from"] == 15  # the last quarter of the steps refines
+    rc = main(["identify", "--method", "interventional", "--no-refine", "--latents", "3", "--mixing-layers", "1",
+               "--steps", "20", "--batch-size", "64", "--eval-samples", "300", "--restarts", "1",
+               "--out", str(tmp_path / "nr")])
+    assert rc == 0
+    assert json.loads((tmp_path / "nr" / "results.json").read_text())["setting"]["model"]["refine_from"] == 0
     rc = main(["identify", "--method", "interventional", "--known-targets", "--latents", "3", "--mixing-layers", "1",
                "--steps", "20", "--batch-size", "64", "--eval-samples", "300", "--restarts", "1",
                "--out", str(tmp_path / "kt")])
@@ -84,6 +90,8 @@ def test_user_errors_print_without_traceback(tmp_path, capsys):
     assert main(["identify", "--method", "ivae", "--known-targets", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "--method interventional only" in err and "Traceback" not in err
+    assert main(["identify", "--method", "contrastive", "--no-refine", "--out", str(tmp_path)]) == 2
+    assert "--no-refine applies to --method interventional only" in capsys.readouterr().err
     assert main(["identify", "--method", "ivae", "--decoder-var", "0", "--out", str(tmp_path)]) == 2
     assert "--decoder-var must be > 0" in capsys.readouterr().err
     assert main(["identify", "--method", "vae", "--decoder-var", "0.1", "--out", str(tmp_path)]) == 2

@@ -394,3 +394,60 @@ def test_config_errors_name_the_field():
         IFlow(IFlowConfig(num_latents=2, scale_bound=0.0), (2,))
     with pytest.raises(CrlkitError, match="x2"):
         Contrastive(ContrastiveConfig(num_latents=2), (2,)).loss({"x": torch.zeros(4, 2)}, 0)
+
+
+def test_interventional_refinement_uses_each_pairs_largest_change_as_its_target():
+    """From ``refine_from`` on, the loss is the known-target InfoNCE with each pair's own largest
+    batch-standardised code change as its target (before it, the soft one-change loss); and a
+    trained encoder whose code was rotated in two coordinates is pulled back to a one-sparse
+    noise encoding by the refinement (the stage-2 unmixing is off, so it cannot be that)."""
+    import math
+
+    from torch import nn
+
+    ds = make_dataset("synthetic", latents=4, graph="chain", mechanism="linear", standardize=True,
+                      mixing="linear", seed=0)
+    smp = make_sampler("intervention_pair", ds, batch_size=256, seed=1, intervention="perfect")
+    torch.manual_seed(0)
+    m = Interventional(InterventionalConfig(num_latents=4, hidden=64, depth=2, unmix=False, refine_from=400), (4,))
+    _fit(m, smp, 400, 3e-3)  # steps 0-399: stage 1 only
+    batch = smp.next_batch()
+    with torch.no_grad():
+        h1, h2 = m.encode(batch["x"]), m.encode(batch["x2"])
+        target = ((h1 - h2).abs() / h1.std(0)).argmax(1)
+        assert float(m.loss(batch, 400)[0]) == pytest.approx(float(known_change_info_nce(h1, h2, target)), rel=1e-5)
+        assert float(m.loss(batch, 399)[0]) == pytest.approx(float(m.loss(batch, 0)[0]), rel=1e-6)
+        assert float(m.loss(batch, 399)[0]) != pytest.approx(float(m.loss(batch, 400)[0]), rel=1e-3)
+
+    b = make_sampler("intervention_pair", ds, batch_size=3000, seed=7, intervention="perfect").next_batch()
+    z = b["factors"].numpy()
+    rot = nn.Linear(4, 4, bias=False)
+    c, s = math.cos(math.radians(40)), math.sin(math.radians(40))
+    rot.weight.data = torch.tensor([[c, -s, 0, 0], [s, c, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
+    m.encoder = nn.Sequential(m.encoder, rot)  # two noises mixed, as stage 1 can stop
+    assert m.causal_variables(b["x"].numpy(), b["x2"].numpy())["change_share"] < 0.8
+    m.train()
+    opt = torch.optim.Adam(m.parameters(), lr=1e-3)
+    for step in range(400, 700):
+        m.training_step(smp.next_batch(), step, {"main": opt})
+    cv = m.causal_variables(b["x"].numpy(), b["x2"].numpy())
+    assert cv["change_share"] >= 0.9
+    assert mcc_score(z, cv["z"]) >= 0.99
+    with pytest.raises(CrlkitError, match="refine_from"):
+        Interventional(InterventionalConfig(num_latents=4, refine_from=-1), (4,))
+
+
+def test_interventional_refinement_restarts_the_cosine_schedule():
+    """Stage 1 decays 1 -> 0 over [0, refine_from); the refinement decays refine_lr -> 0 after."""
+    m = Interventional(InterventionalConfig(num_latents=3, refine_from=600, lr_decay_steps=800, refine_lr=0.25), (3,))
+    assert m._lr_factor(0) == pytest.approx(1.0)
+    assert m._lr_factor(300) == pytest.approx(0.5)
+    assert m._lr_factor(599) == pytest.approx(0.0, abs=1e-4)
+    assert m._lr_factor(600) == pytest.approx(0.25)
+    assert m._lr_factor(700) == pytest.approx(0.125)
+    assert m._lr_factor(800) == pytest.approx(0.0)
+    plain = Interventional(InterventionalConfig(num_latents=3, lr_decay_steps=800), (3,))
+    assert plain._lr_factor(400) == pytest.approx(0.5)  # no refinement: one cosine
+    known = Interventional(InterventionalConfig(num_latents=3, refine_from=600, lr_decay_steps=800,
+                                                known_targets=True), (3,))
+    assert known._lr_factor(600) == pytest.approx(plain._lr_factor(600))  # known targets: no refinement
