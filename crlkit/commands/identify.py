@@ -55,6 +55,8 @@ def register(sub) -> None:
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--eval-samples", type=int, default=5000, help="held-out samples scored (default 5000)")
+    p.add_argument("--graph-pairs", type=int, default=None,
+                   help="interventional: fresh pairs stage 2 reads the latent graph from (default 50000)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads while training (default 1: small MLPs run fastest single-threaded)")
@@ -116,11 +118,16 @@ def run(args) -> int:
         if args.method != "interventional":
             raise CrlkitError(f"--no-refine applies to --method interventional only; got --method {args.method}")
         model_options = {**(model_options or {}), "refine_from": 0}
+    graph_pairs = 50000
+    if args.graph_pairs is not None:
+        if args.method != "interventional":
+            raise CrlkitError(f"--graph-pairs applies to --method interventional only; got --method {args.method}")
+        graph_pairs = args.graph_pairs
     res = run_identify(args.method, out_dir=out, seed=args.seed, latents=args.latents, segments=args.segments,
                        mixing_layers=args.mixing_layers, steps=args.steps, conditional=args.conditional,
                        batch_size=args.batch_size, lr=args.lr, device=args.device, eval_samples=args.eval_samples,
                        threads=args.threads, restarts=args.restarts, data_options=data_options,
-                       model_options=model_options)
+                       model_options=model_options, graph_pairs=graph_pairs)
     keys = ["mcc", "baseline_mcc", "r2_linear", "r2_nonlinear", "r2_content", "r2_style", "shd", "target_accuracy",
             "change_share", "train_seconds"]
     print(json.dumps({k: (round(res[k], 4) if isinstance(res[k], float) else res[k]) for k in keys if k in res}))

@@ -51,9 +51,10 @@ def test_content_style_and_interventional_add_their_keys(tmp_path):
     res = json.loads((tmp_path / "cs" / "results.json").read_text())
     assert {"r2_content", "r2_style"} <= set(res)
     rc = main(["identify", "--method", "interventional", "--latents", "3", "--mixing-layers", "1", "--steps", "20",
-               "--batch-size", "64", "--eval-samples", "300", "--out", str(tmp_path / "int")])
+               "--batch-size", "64", "--eval-samples", "300", "--graph-pairs", "1000", "--out", str(tmp_path / "int")])
     assert rc == 0
     res = json.loads((tmp_path / "int" / "results.json").read_text())
+    assert res["setting"]["graph_pairs"] == 1000 and res["setting"]["eval_samples"] == 300
     assert isinstance(res["shd"], int) and len(res["graph"]) == 3 and len(res["true_graph"]) == 3
     assert res["setting"]["model"].get("known_targets", False) is False
     assert res["setting"]["model"]["refine_from"] == 15  # the last quarter of the steps refines
@@ -92,6 +93,11 @@ def test_user_errors_print_without_traceback(tmp_path, capsys):
     assert "--method interventional only" in err and "Traceback" not in err
     assert main(["identify", "--method", "contrastive", "--no-refine", "--out", str(tmp_path)]) == 2
     assert "--no-refine applies to --method interventional only" in capsys.readouterr().err
+    assert main(["identify", "--method", "contrastive", "--graph-pairs", "1000", "--out", str(tmp_path)]) == 2
+    assert "--graph-pairs applies to --method interventional only" in capsys.readouterr().err
+    assert main(["identify", "--method", "interventional", "--graph-pairs", "50", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "graph_pairs must be >= 100; got 50" in err and "Traceback" not in err
     assert main(["identify", "--method", "ivae", "--decoder-var", "0", "--out", str(tmp_path)]) == 2
     assert "--decoder-var must be > 0" in capsys.readouterr().err
     assert main(["identify", "--method", "vae", "--decoder-var", "0.1", "--out", str(tmp_path)]) == 2

@@ -14,7 +14,8 @@ from crlkit.metrics import block_r2_score, linear_r2_score, mcc_score, random_ro
 from crlkit.models.base import get_model_class
 from crlkit.models.identifiable import (ContentStyle, ContentStyleConfig, Contrastive, ContrastiveConfig, IFlow,
                                         IFlowConfig, IVAE, IVAEConfig, Interventional, InterventionalConfig,
-                                        Whitening, info_nce, known_change_info_nce, unmix_from_changes)
+                                        Whitening, info_nce, known_change_info_nce, ordered_partial_correlation,
+                                        unmix_from_changes)
 
 
 def _fit(model, sampler, steps, lr):
@@ -250,6 +251,42 @@ def test_interventional_recovers_a_chain_graph():
         assert res["unmixing"].shape == (4, 4)
     with pytest.raises(CrlkitError, match="known_targets=True"):
         m.infer_graph(b["x"].numpy(), b["x2"].numpy(), b["target"].numpy())
+    # the partial-correlation floor: no pair of variables clears 0.99, so no edge is kept
+    m.config = dataclasses.replace(m.config, graph_search="order", min_partial_corr=0.99)
+    res = m.infer_graph(b["x"].numpy(), b["x2"].numpy())
+    assert res["graph"].sum() == 0 and res["skeleton"].sum() > 0 and np.abs(res["partial"]).max() < 0.99
+    with pytest.raises(CrlkitError, match="min_partial_corr must be in"):
+        Interventional(InterventionalConfig(num_latents=4, min_partial_corr=1.0), (4,))
+
+
+def test_ordered_partial_correlation_on_a_linear_scm():
+    """Along the true order, the partial correlation of i and j given j's other predecessors is
+    ~0 for non-edges and large for edges, and equals the correlation of regression residuals."""
+    rng = np.random.default_rng(0)
+    n, size = 5, 20000
+    a = np.zeros((n, n))
+    a[0, 1], a[1, 2], a[0, 3], a[2, 4], a[3, 4] = 0.9, -0.8, 0.7, 0.6, -0.5
+    e = rng.standard_normal((size, n))
+    z = e @ np.linalg.inv(np.eye(n) - a)  # z = z a + e
+    perm = np.array([3, 0, 4, 1, 2])  # columns shuffled: the order is given in the new labels
+    zp, ap = z[:, perm], a[np.ix_(perm, perm)]
+    inv = np.argsort(perm)
+    order = inv[[0, 1, 2, 3, 4]]  # the true order 0, 1, 2, 3, 4 in the shuffled labels
+    rho = ordered_partial_correlation(zp, order)
+    before = np.zeros((n, n), dtype=bool)
+    for p, j in enumerate(order):
+        before[order[:p], j] = True
+    assert np.all(rho[~before] == 0)
+    assert np.abs(rho[before & (ap == 0)]).max() < 0.03
+    assert np.abs(rho[ap != 0]).min() > 0.3
+    # one entry by residuals: 2 -> 4 given 4's other predecessors 0, 1, 3
+    i, j, rest = inv[2], inv[4], inv[[0, 1, 3]]
+    x = np.c_[zp[:, rest], np.ones(size)]
+    ri = zp[:, i] - x @ np.linalg.lstsq(x, zp[:, i], rcond=None)[0]
+    rj = zp[:, j] - x @ np.linalg.lstsq(x, zp[:, j], rcond=None)[0]
+    assert abs(rho[i, j] - np.corrcoef(ri, rj)[0, 1]) < 1e-8
+    with pytest.raises(CrlkitError, match="order must be a permutation"):
+        ordered_partial_correlation(zp, [0, 1, 2, 3, 3])
 
 
 def test_interventional_with_known_targets_ties_code_k_to_node_k():
