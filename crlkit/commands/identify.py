@@ -39,8 +39,9 @@ def register(sub) -> None:
                         f"one of {', '.join(CONDITIONALS)}")
     p.add_argument("--restarts", type=int, default=None,
                    help="ivae, iflow, interventional: train this many restarts and keep the best by a "
-                        "label-free held-out score (ivae: ELBO; iflow: log-likelihood; interventional: change "
-                        "share); default 1")
+                        "label-free held-out score (ivae: ELBO; iflow: log-likelihood; interventional: balance "
+                        "of the inferred targets, stopping at the first balanced run); default 1 (ivae, iflow), "
+                        "at most 3 (interventional)")
     p.add_argument("--posterior", default=None,
                    help="ivae: q(z|x) with a full covariance (default) or diagonal (mean-field, the paper's); "
                         "one of diagonal, full")
@@ -129,7 +130,7 @@ def run(args) -> int:
                        threads=args.threads, restarts=args.restarts, data_options=data_options,
                        model_options=model_options, graph_pairs=graph_pairs)
     keys = ["mcc", "baseline_mcc", "r2_linear", "r2_nonlinear", "r2_content", "r2_style", "shd", "target_accuracy",
-            "change_share", "train_seconds"]
+            "change_share", "target_balance", "train_seconds"]
     print(json.dumps({k: (round(res[k], 4) if isinstance(res[k], float) else res[k]) for k in keys if k in res}))
     print(f"wrote {out / 'results.json'}")
     return 0

@@ -129,17 +129,24 @@ def test_ivae_restarts_select_by_heldout_elbo(tmp_path):
         run_identify("contrastive", latents=3, mixing_layers=1, steps=5, restarts=2, out_dir=tmp_path / "c")
 
 
-def test_interventional_restarts_select_by_change_share(tmp_path):
-    from crlkit.identify import run_identify
+def test_interventional_restarts_are_adaptive_and_select_by_target_balance(tmp_path, monkeypatch):
+    """Restarts stop at the first run whose held-out target balance reaches the bar; with a bar no
+    run can reach, all of them train and the most balanced is kept."""
+    from crlkit.identify import benchmark, run_identify
 
-    res = run_identify("interventional", latents=3, mixing_layers=1, steps=20, eval_samples=300, seed=2,
-                       restarts=2, out_dir=tmp_path / "ri")
+    kw = dict(latents=3, mixing_layers=1, steps=20, eval_samples=300, graph_pairs=1000, seed=2, restarts=3)
+    monkeypatch.setattr(benchmark, "INTERVENTIONAL_BALANCE", 0.0)  # any run is balanced enough
+    res = run_identify("interventional", out_dir=tmp_path / "one", **kw)
+    assert [r["seed"] for r in res["restarts"]] == [2] and res["restarts"][0]["selected"]
+    assert not (tmp_path / "one" / "model_restart1").exists()
+    monkeypatch.setattr(benchmark, "INTERVENTIONAL_BALANCE", 1.01)  # none is: all three train
+    res = run_identify("interventional", out_dir=tmp_path / "all", **kw)
     runs = res["restarts"]
-    assert [r["seed"] for r in runs] == [2, 1002] and sum(r["selected"] for r in runs) == 1
-    assert all(r["criterion"] == "change_share" and 1 / 3 <= r["change_share"] <= 1 for r in runs)
-    kept = max(runs, key=lambda r: r["change_share"])
+    assert [r["seed"] for r in runs] == [2, 1002, 2002] and sum(r["selected"] for r in runs) == 1
+    assert all(r["criterion"] == "target_balance" and 1 / 3 <= r["target_balance"] <= 1 for r in runs)
+    kept = max(runs, key=lambda r: r["target_balance"])
     assert kept["selected"] and res["model_dir"] == kept["model_dir"]
-    assert 1 / 3 <= res["change_share"] <= 1
+    assert 1 / 3 <= res["target_balance"] <= 1 and 1 / 3 <= res["change_share"] <= 1
 
 
 def test_iflow_restarts_select_by_heldout_log_likelihood(tmp_path):

@@ -249,6 +249,7 @@ def test_interventional_recovers_a_chain_graph():
         assert shd(ds.graph != 0, learned) <= 1, graph_search
         assert mcc_score(z, res["z"]) >= 0.9
         assert res["unmixing"].shape == (4, 4)
+        assert res["target_balance"] >= 0.993  # each node's interventions have their own coordinate
     with pytest.raises(CrlkitError, match="known_targets=True"):
         m.infer_graph(b["x"].numpy(), b["x2"].numpy(), b["target"].numpy())
     # the partial-correlation floor: no pair of variables clears 0.99, so no edge is kept
@@ -347,6 +348,25 @@ def _one_change_pairs(n=4, size=4000, seed=0):
     k = rng.integers(0, n, size=size)
     eps2[np.arange(size), k] = rng.standard_normal(size)
     return eps, eps2
+
+
+def test_target_balance_counts_the_inferred_targets():
+    """On a perfect noise encoding the inferred targets are the true ones, and the balance is
+    their perplexity over n; pairs that all change one coordinate give 1/n."""
+    eps, eps2 = _one_change_pairs(n=4, size=4000)
+    m = Interventional(InterventionalConfig(num_latents=4, whiten=False, unmix=False), (4,))
+    m.encoder = torch.nn.Linear(4, 4, bias=False)
+    torch.nn.init.eye_(m.encoder.weight)  # codes = noises
+    k = np.abs(eps2 - eps).argmax(1)
+    cv = m.causal_variables(eps, eps2)
+    np.testing.assert_array_equal(cv["targets"], k)
+    p = np.bincount(k) / len(k)
+    assert cv["target_balance"] == pytest.approx(np.exp(-(p * np.log(p)).sum()) / 4)
+    assert 0.999 < cv["target_balance"] <= 1.0
+    assert cv["target_balance"] > 0.993  # clears the runner's bar
+    one = eps.copy()
+    one[:, 0] = np.random.default_rng(1).standard_normal(len(eps))
+    assert m.causal_variables(eps, one)["target_balance"] == pytest.approx(0.25)
 
 
 def test_unmix_from_changes_undoes_a_linear_mix():
