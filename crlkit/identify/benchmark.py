@@ -314,8 +314,8 @@ def run_identify(method: str, *, out_dir, seed: int = 0, latents: int | None = N
     (``crlkit.load``) is ``results["model_dir"]``: ``out_dir/model``, or
     ``out_dir/model_restart{r}`` when a restart was kept.
     Scores use ``eval_samples`` fresh held-out samples; the interventional method's stage 2 reads
-    the graph from ``graph_pairs`` fresh pairs (see :attr:`IdentifySetting.graph_pairs`). Training and scoring run with
-    ``threads`` torch threads (default 1, restored afterwards; ``None`` leaves the setting).
+    the graph from ``graph_pairs`` fresh pairs (see :attr:`IdentifySetting.graph_pairs`). Training
+    and scoring run with ``threads`` torch threads (default 1, restored afterwards; ``None`` leaves the setting).
 
     ``restarts`` > 1 (ivae, iflow and interventional, see :data:`RESTART_CRITERIA`; default
     :data:`IVAE_RESTARTS` for ivae and iflow, :data:`INTERVENTIONAL_RESTARTS` for interventional, 1

@@ -701,8 +701,8 @@ class InterventionalConfig:
     whiten: bool = True           # whiten x (statistics fitted on data) before encoding
     alpha: float = 0.01           # significance level of the conditional-independence tests
     indep_test: str = "fisherz"   # causal-learn CI test on the recovered causal variables
-    min_effect: float = 0.1       # smallest standardised direct effect for an edge to be kept (0.5% of
-                                  #   true edges of the benchmark's graphs are weaker)
+    min_effect: float = 0.1       # smallest standardised direct effect for an edge to be kept (0.2-0.4%
+                                  #   of the true edges of the benchmark's 5-8-node graphs are weaker)
     min_partial_corr: float = 0.05  # smallest |partial correlation| of z_i and z_j given j's other
                                   #   predecessors for an edge i -> j: an effect-size floor on the CI test,
                                   #   whose p-value alone turns stage 1's small biases into edges as the
@@ -924,9 +924,9 @@ class Interventional(Contrastive):
         Returns ``{"graph": (n, n) int adjacency, graph[i, j] = 1 iff i -> j in the learned
         coordinates, "skeleton": (n, n) symmetric skeleton of the CI tests (before the effect
         threshold), "partial": (n, n) partial correlation of z_i and z_j given j's other
-        predecessors (i before j in the order; 0 elsewhere), "z": recovered variables, "targets": inferred intervention targets, "noise":
-        the codes, "unmixing", "weights", "direct", "order", "change_share", "target_balance": see
-        :meth:`causal_variables`}``.
+        predecessors (i before j in the order; 0 elsewhere), "z": recovered variables, "targets":
+        inferred intervention targets, "noise": the codes, "unmixing", "weights", "direct",
+        "order", "change_share", "target_balance": see :meth:`causal_variables`}``.
         """
         cv = self.causal_variables(x, x_int, targets)
         z = cv["z"]
