@@ -767,7 +767,7 @@ class Interventional(Contrastive):
     ``lr_decay_steps`` goes past ``refine_from``, stage 1's cosine schedule ends at
     ``refine_from`` and the refinement's starts again from ``refine_lr`` times the rate. On the
     5-node benchmark graphs where stage 1 had stopped mixed this took SHD 4 / 2 / 3 to 1 / 0 / 0;
-    with it (and stage 2 on 50,000 pairs), one run of the runner reaches SHD <= 1 on all 33 5-node
+    with it (and stage 2 on 50,000 pairs), one run of the runner reaches SHD <= 1 on all 39 5-node
     seeds measured (bench/RESULTS_identify.md). A stage 1 can also *fold* (two noises in one
     coordinate, one noise over two) at near-zero loss, which the refinement does not undo; the
     runner flags it by ``target_balance`` (see :meth:`causal_variables`) and trains restarts.
