@@ -119,16 +119,13 @@ def run(args) -> int:
         if args.method != "interventional":
             raise CrlkitError(f"--no-refine applies to --method interventional only; got --method {args.method}")
         model_options = {**(model_options or {}), "refine_from": 0}
-    graph_pairs = 50000
-    if args.graph_pairs is not None:
-        if args.method != "interventional":
-            raise CrlkitError(f"--graph-pairs applies to --method interventional only; got --method {args.method}")
-        graph_pairs = args.graph_pairs
+    if args.graph_pairs is not None and args.method != "interventional":
+        raise CrlkitError(f"--graph-pairs applies to --method interventional only; got --method {args.method}")
     res = run_identify(args.method, out_dir=out, seed=args.seed, latents=args.latents, segments=args.segments,
                        mixing_layers=args.mixing_layers, steps=args.steps, conditional=args.conditional,
                        batch_size=args.batch_size, lr=args.lr, device=args.device, eval_samples=args.eval_samples,
                        threads=args.threads, restarts=args.restarts, data_options=data_options,
-                       model_options=model_options, graph_pairs=graph_pairs)
+                       model_options=model_options, graph_pairs=args.graph_pairs)
     keys = ["mcc", "baseline_mcc", "r2_linear", "r2_nonlinear", "r2_content", "r2_style", "shd", "target_accuracy",
             "change_share", "target_balance", "train_seconds"]
     print(json.dumps({k: (round(res[k], 4) if isinstance(res[k], float) else res[k]) for k in keys if k in res}))

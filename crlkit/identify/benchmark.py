@@ -302,7 +302,8 @@ def run_identify(method: str, *, out_dir, seed: int = 0, latents: int | None = N
                  model_options: dict | None = None, data_options: dict | None = None,
                  device: str = "cpu", progress: bool | None = None, write: bool = True,
                  eval_samples: int = 5000, nonlinear_max_train: int = 1000,
-                 threads: int | None = 1, restarts: int | None = None, graph_pairs: int = 50000) -> dict[str, Any]:
+                 threads: int | None = 1, restarts: int | None = None,
+                 graph_pairs: int | None = None) -> dict[str, Any]:
     """Train ``method`` on its setting (see :func:`make_setting`), score it, and write
     ``out_dir/results.json`` atomically.
 
@@ -314,8 +315,9 @@ def run_identify(method: str, *, out_dir, seed: int = 0, latents: int | None = N
     (``crlkit.load``) is ``results["model_dir"]``: ``out_dir/model``, or
     ``out_dir/model_restart{r}`` when a restart was kept.
     Scores use ``eval_samples`` fresh held-out samples; the interventional method's stage 2 reads
-    the graph from ``graph_pairs`` fresh pairs (see :attr:`IdentifySetting.graph_pairs`). Training
-    and scoring run with ``threads`` torch threads (default 1, restored afterwards; ``None`` leaves the setting).
+    the graph from ``graph_pairs`` fresh pairs (``None``: :attr:`IdentifySetting.graph_pairs`).
+    Training and scoring run with ``threads`` torch threads (default 1, restored afterwards;
+    ``None`` leaves the setting).
 
     ``restarts`` > 1 (ivae, iflow and interventional, see :data:`RESTART_CRITERIA`; default
     :data:`IVAE_RESTARTS` for ivae and iflow, :data:`INTERVENTIONAL_RESTARTS` for interventional, 1
@@ -341,7 +343,7 @@ def run_identify(method: str, *, out_dir, seed: int = 0, latents: int | None = N
 
 def _run_identify(method, *, out_dir, seed, latents, segments, mixing_layers, steps, conditional, batch_size,
                   lr, model_options, data_options, device, progress, write, eval_samples,
-                  nonlinear_max_train, restarts=1, graph_pairs=50000) -> dict[str, Any]:
+                  nonlinear_max_train, restarts=1, graph_pairs=None) -> dict[str, Any]:
     from crlkit.data import make_dataset
     from crlkit.train import train
 
@@ -350,6 +352,8 @@ def _run_identify(method, *, out_dir, seed, latents, segments, mixing_layers, st
                            model_options=model_options, data_options=data_options)
     if eval_samples < 100:
         raise CrlkitError(f"eval_samples must be >= 100; got {eval_samples}")
+    if graph_pairs is None:
+        graph_pairs = setting.graph_pairs
     if graph_pairs < 100:
         raise CrlkitError(f"graph_pairs must be >= 100; got {graph_pairs}")
     setting = dataclasses.replace(setting, eval_samples=int(eval_samples), graph_pairs=int(graph_pairs))
