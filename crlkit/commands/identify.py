@@ -53,6 +53,9 @@ def register(sub) -> None:
     p.add_argument("--no-refine", action="store_true",
                    help="interventional, unknown targets: skip the refinement with self-assigned targets that "
                         "otherwise takes the last quarter of the steps (stage 1 alone, for ablations)")
+    p.add_argument("--recon-weight", type=float, default=None,
+                   help="interventional: weight of the reconstruction term that keeps the code injective "
+                        "(default 1; 0 turns it off, for ablations)")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--eval-samples", type=int, default=5000, help="held-out samples scored (default 5000)")
@@ -119,6 +122,12 @@ def run(args) -> int:
         if args.method != "interventional":
             raise CrlkitError(f"--no-refine applies to --method interventional only; got --method {args.method}")
         model_options = {**(model_options or {}), "refine_from": 0}
+    if args.recon_weight is not None:
+        if args.method != "interventional":
+            raise CrlkitError(f"--recon-weight applies to --method interventional only; got --method {args.method}")
+        if not args.recon_weight >= 0:
+            raise CrlkitError(f"--recon-weight must be >= 0 (0: no reconstruction term); got {args.recon_weight}")
+        model_options = {**(model_options or {}), "recon_weight": float(args.recon_weight)}
     if args.graph_pairs is not None and args.method != "interventional":
         raise CrlkitError(f"--graph-pairs applies to --method interventional only; got --method {args.method}")
     res = run_identify(args.method, out_dir=out, seed=args.seed, latents=args.latents, segments=args.segments,

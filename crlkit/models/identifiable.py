@@ -723,6 +723,8 @@ class InterventionalConfig:
                                   #   lr_decay_steps > refine_from, stage 1's cosine reaches 0 at refine_from
                                   #   and the refinement's starts again from this fraction
     lr_decay_steps: int = 0       # cosine decay of the learning rate to 0 over this many steps (0: constant)
+    recon_weight: float = 0.0     # weight of a reconstruction term: a decoder MLP maps the code back to the
+                                  #   whitened x (squared error); keeps the code injective (0: off)
 
 
 @register_model("interventional")
@@ -772,6 +774,13 @@ class Interventional(Contrastive):
     coordinate, one noise over two) at near-zero loss, which the refinement does not undo; the
     runner flags it by ``target_balance`` (see :meth:`causal_variables`) and trains restarts.
 
+    **Reconstruction term** (``recon_weight`` > 0; the runner uses 1). A decoder MLP maps the code
+    back to the whitened x and ``recon_weight`` times its squared error is added to the loss. Any
+    injective code can be decoded, so the term leaves the noise encoding optimal; a folded code has
+    lost a noise and cannot. It does not rule folds out, but made them rarer on 6-node graphs
+    (bench/RESULTS_identify.md, eighth session). ILCM itself is a VAE, whose reconstruction keeps
+    its encoder injective in the same way.
+
     **Known targets** (``known_targets=True``, the CauCA setting): stage 1 is trained with
     :func:`known_change_info_nce`, which names the coordinate each pair may change, so code k
     is tied to node k; stage 2 takes the given targets instead of inferring them from the codes.
@@ -801,6 +810,10 @@ class Interventional(Contrastive):
             raise CrlkitError(f"min_partial_corr must be in [0, 1); got {config.min_partial_corr}")
         self.whitening = Whitening(d, enabled=config.whiten)
         self.encoder = mlp(d, config.num_latents, config.hidden, config.depth, slope=config.slope)
+        if config.recon_weight < 0:
+            raise CrlkitError(f"recon_weight must be >= 0 (0: no reconstruction term); got {config.recon_weight}")
+        self.decoder = (mlp(config.num_latents, d, config.hidden, config.depth, slope=config.slope)
+                        if config.recon_weight > 0 else None)
         _check_choice("graph_search", config.graph_search, GRAPH_SEARCHES)
         self.normalize = _Normalize("none")
 
@@ -831,11 +844,17 @@ class Interventional(Contrastive):
             loss = known_change_info_nce(h1, h2, target, tau=tau)
         else:
             loss = info_nce(h1, h2, tau=tau, distance=lambda a, b: one_change_distance(a, b, tau))
+        terms = {"info_nce": loss.detach()}
+        if self.decoder is not None:
+            xw = self.whitening(torch.cat([x, x2]))
+            recon = (self.decoder(torch.cat([h1, h2])) - xw).pow(2).sum(-1).mean()
+            loss = loss + self.config.recon_weight * recon
+            terms["recon"] = recon.detach()
         with torch.no_grad():
             d = (h1 - h2).abs()
             # share of the change carried by the largest coordinate: 1 = a single-node change
             sparsity = (d.max(-1).values / d.sum(-1).clamp_min(1e-8)).mean()
-        return loss, {"info_nce": loss.detach(), "top_change_share": sparsity}
+        return loss, {**terms, "top_change_share": sparsity}
 
     @torch.no_grad()
     def causal_variables(self, x: np.ndarray | torch.Tensor, x_int: np.ndarray | torch.Tensor,

@@ -58,11 +58,13 @@ def test_content_style_and_interventional_add_their_keys(tmp_path):
     assert isinstance(res["shd"], int) and len(res["graph"]) == 3 and len(res["true_graph"]) == 3
     assert res["setting"]["model"].get("known_targets", False) is False
     assert res["setting"]["model"]["refine_from"] == 15  # the last quarter of the steps refines
-    rc = main(["identify", "--method", "interventional", "--no-refine", "--latents", "3", "--mixing-layers", "1",
-               "--steps", "20", "--batch-size", "64", "--eval-samples", "300", "--restarts", "1",
-               "--out", str(tmp_path / "nr")])
+    assert res["setting"]["model"]["recon_weight"] == 1.0  # the runner's reconstruction term
+    rc = main(["identify", "--method", "interventional", "--no-refine", "--recon-weight", "0", "--latents", "3",
+               "--mixing-layers", "1", "--steps", "20", "--batch-size", "64", "--eval-samples", "300", "--restarts",
+               "1", "--out", str(tmp_path / "nr")])
     assert rc == 0
-    assert json.loads((tmp_path / "nr" / "results.json").read_text())["setting"]["model"]["refine_from"] == 0
+    model_setting = json.loads((tmp_path / "nr" / "results.json").read_text())["setting"]["model"]
+    assert model_setting["refine_from"] == 0 and model_setting["recon_weight"] == 0.0
     rc = main(["identify", "--method", "interventional", "--known-targets", "--latents", "3", "--mixing-layers", "1",
                "--steps", "20", "--batch-size", "64", "--eval-samples", "300", "--restarts", "1",
                "--out", str(tmp_path / "kt")])
@@ -95,6 +97,10 @@ def test_user_errors_print_without_traceback(tmp_path, capsys):
     assert "--no-refine applies to --method interventional only" in capsys.readouterr().err
     assert main(["identify", "--method", "contrastive", "--graph-pairs", "1000", "--out", str(tmp_path)]) == 2
     assert "--graph-pairs applies to --method interventional only" in capsys.readouterr().err
+    assert main(["identify", "--method", "ivae", "--recon-weight", "1", "--out", str(tmp_path)]) == 2
+    assert "--recon-weight applies to --method interventional only" in capsys.readouterr().err
+    assert main(["identify", "--method", "interventional", "--recon-weight", "-1", "--out", str(tmp_path)]) == 2
+    assert "--recon-weight must be >= 0" in capsys.readouterr().err
     assert main(["identify", "--method", "interventional", "--graph-pairs", "50", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "graph_pairs must be >= 100; got 50" in err and "Traceback" not in err

@@ -510,3 +510,53 @@ def test_interventional_refinement_restarts_the_cosine_schedule():
     known = Interventional(InterventionalConfig(num_latents=3, refine_from=600, lr_decay_steps=800,
                                                 known_targets=True), (3,))
     assert known._lr_factor(600) == pytest.approx(plain._lr_factor(600))  # known targets: no refinement
+
+
+def test_interventional_reconstruction_term_penalises_a_code_that_loses_a_noise():
+    """``recon_weight`` > 0 adds ``w * mean_rows ||decoder(h) - whitened x||^2`` over both halves
+    of the pairs to the stage-1 loss. Trained, the code reconstructs x almost exactly; a code
+    that drops one noise (a coordinate copied over another, as in a folded stage 1) cannot,
+    however well its decoder is fitted, so the term pushes stage 1 away from such codes."""
+    from torch import nn
+
+    ds = make_dataset("synthetic", latents=4, graph="chain", mechanism="linear", standardize=True,
+                      mixing="linear", seed=0)
+    smp = make_sampler("intervention_pair", ds, batch_size=256, seed=1, intervention="perfect")
+    torch.manual_seed(0)
+    m = Interventional(InterventionalConfig(num_latents=4, hidden=64, depth=2, recon_weight=0.5), (4,))
+    batch = smp.next_batch()
+    loss, terms = m.loss(batch, 0)
+    with torch.no_grad():
+        xw = m.whitening(torch.cat([batch["x"], batch["x2"]]))
+        h = m.encode(torch.cat([batch["x"], batch["x2"]]))
+        recon = (m.decoder(h) - xw).pow(2).sum(-1).mean()
+    assert float(terms["recon"]) == pytest.approx(float(recon), rel=1e-5)
+    assert float(loss.detach()) == pytest.approx(float(terms["info_nce"]) + 0.5 * float(recon), rel=1e-5)
+    plain = Interventional(InterventionalConfig(num_latents=4, hidden=64, depth=2), (4,))
+    assert plain.decoder is None and "recon" not in plain.loss(batch, 0)[1]
+
+    _fit(m, smp, 600, 3e-3)
+    m.train()
+    fitted = float(m.loss(smp.next_batch(), 600)[1]["recon"])
+    assert fitted < 0.1  # whitened x has 4 unit-variance coordinates: predicting the mean scores 4
+
+    class DropNoise(nn.Module):  # coordinate 1 := coordinate 0: the code loses one noise
+        def forward(self, h):
+            return torch.cat([h[:, :1], h[:, :1], h[:, 2:]], dim=1)
+
+    m.encoder = nn.Sequential(m.encoder, DropNoise())
+    m.decoder = refit = nn.Sequential(nn.Linear(4, 64), nn.LeakyReLU(0.2), nn.Linear(64, 64), nn.LeakyReLU(0.2),
+                                         nn.Linear(64, 4))
+    opt = torch.optim.Adam(refit.parameters(), lr=3e-3)  # the best decoder for the lossy code
+    for step in range(600):
+        opt.zero_grad()
+        b = smp.next_batch()
+        xw = m.whitening(torch.cat([b["x"], b["x2"]]))
+        with torch.no_grad():
+            h = m.encode(torch.cat([b["x"], b["x2"]]))
+        (refit(h) - xw).pow(2).sum(-1).mean().backward()
+        opt.step()
+    lossy = float(m.loss(smp.next_batch(), 600)[1]["recon"])
+    assert lossy > 5 * fitted and lossy > 0.2
+    with pytest.raises(CrlkitError, match="recon_weight"):
+        Interventional(InterventionalConfig(num_latents=4, recon_weight=-1.0), (4,))
