@@ -18,7 +18,8 @@ from torch import nn
 
 from crlkit.data import make_dataset
 from crlkit.data.samplers import make_sampler
-from crlkit.identify.benchmark import _graph_results, evaluate_representation, make_setting, run_identify
+from crlkit.identify.benchmark import (_graph_results, evaluate_representation, evaluation_seed, make_setting,
+                                      run_identify)
 from crlkit.models.identifiable import known_change_info_nce
 from crlkit.train import load_model
 
@@ -29,7 +30,7 @@ cfg.update(json.loads(sys.argv[1]) if len(sys.argv) > 1 else {})
 
 
 def scores(model, ds, setting, seed):
-    eval_seed = int(np.random.SeedSequence([int(seed), 7]).generate_state(1)[0])
+    eval_seed = evaluation_seed(seed)
     g = _graph_results(model, ds, setting, eval_seed)
     r = evaluate_representation(g["z_true"], g["z_hat"], seed=seed)
     return {"shd": g["shd"], "mcc": round(r["mcc"], 4), "target_acc": round(g["target_accuracy"], 3),

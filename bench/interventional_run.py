@@ -13,7 +13,6 @@ import json
 import tempfile
 import time
 
-import numpy as np
 import torch
 
 from crlkit.data import make_dataset
@@ -35,17 +34,14 @@ def main() -> None:
     options = {} if a.recon_weight is None else {"recon_weight": a.recon_weight}
     setting = B.make_setting("interventional", latents=a.latents, seed=a.seed, steps=a.steps, model_options=options)
     ds = make_dataset("synthetic", **setting.data)
-    overrides = {**setting.model, **{f"sampler.{k}": v for k, v in setting.sampler.items()},
-                 "batch_size": setting.batch_size, "lr": setting.lr, "checkpoint_every": setting.steps,
-                 "log_every": min(100, setting.steps)}
+    overrides = B.train_overrides(setting)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as d:
         train("interventional", "synthetic", data_options=setting.data, steps=setting.steps,
               seed=a.seed + 1000 * a.restart, out_dir=d, overrides=overrides, device=a.device, progress=False)
         model = load_model(d, device=a.device)
     balance = B._selection_score("interventional", model, ds, setting, a.seed)
-    eval_seed = int(np.random.SeedSequence([a.seed, 7]).generate_state(1)[0])  # the runner's evaluation pairs
-    g = B._graph_results(model, ds, setting, eval_seed)
+    g = B._graph_results(model, ds, setting, B.evaluation_seed(a.seed))  # the runner's evaluation pairs
     row = json.dumps({"latents": a.latents, "seed": a.seed, "restart": a.restart, "device": a.device,
                       "recon_weight": setting.model.get("recon_weight"), "shd": int(g["shd"]),
                       "target_balance": float(balance), "seconds": time.perf_counter() - t0})

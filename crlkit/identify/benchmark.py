@@ -300,6 +300,19 @@ def _graph_results(model, ds, setting: IdentifySetting, z_seed: int) -> dict[str
             "target_balance": res["target_balance"], "noise_code": res.get("noise")}
 
 
+def train_overrides(setting: IdentifySetting) -> dict[str, Any]:
+    """The ``crlkit.train`` overrides of ``setting``: model options, ``sampler.*`` options, batch
+    size, learning rate, one checkpoint at the end."""
+    return {**setting.model, **{f"sampler.{k}": v for k, v in setting.sampler.items()},
+            "batch_size": setting.batch_size, "lr": setting.lr, "checkpoint_every": max(setting.steps, 1),
+            "log_every": min(100, setting.steps)}
+
+
+def evaluation_seed(seed: int) -> int:
+    """Seed of the held-out samples (and pairs) :func:`run_identify` scores a run of ``seed`` on."""
+    return int(np.random.SeedSequence([int(seed), 7]).generate_state(1)[0])
+
+
 def run_identify(method: str, *, out_dir, seed: int = 0, latents: int | None = None,
                  segments: int | None = None, mixing_layers: int | None = None, steps: int | None = None,
                  conditional: str = "laplace", batch_size: int | None = None, lr: float | None = None,
@@ -364,9 +377,7 @@ def _run_identify(method, *, out_dir, seed, latents, segments, mixing_layers, st
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ds = make_dataset("synthetic", **setting.data)  # the same dataset the trainer rebuilds by name
-    overrides = {**setting.model, **{f"sampler.{k}": v for k, v in setting.sampler.items()},
-                 "batch_size": setting.batch_size, "lr": setting.lr, "checkpoint_every": max(setting.steps, 1),
-                 "log_every": min(100, setting.steps)}
+    overrides = train_overrides(setting)
     from crlkit.train import load_model
 
     restarts = int(restarts)
@@ -389,7 +400,7 @@ def _run_identify(method, *, out_dir, seed, latents, segments, mixing_layers, st
             if restarts > 1 else runs[0])
     model, summary = best["model"], best["summary"]
     train_seconds = time.perf_counter() - t0
-    eval_seed = int(np.random.SeedSequence([int(seed), 7]).generate_state(1)[0])
+    eval_seed = evaluation_seed(seed)
     results: dict[str, Any] = {"method": method}
     if method == "interventional":
         g = _graph_results(model, ds, setting, eval_seed)

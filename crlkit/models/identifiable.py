@@ -830,7 +830,8 @@ class Interventional(Contrastive):
         x = batch["x"]
         x2 = _get(batch, self.pair_keys, "interventional")
         self.whitening.update(torch.cat([x, x2]))
-        h1, h2 = self.encode(torch.cat([x, x2])).chunk(2)  # one pass over both halves of the pairs
+        xw = self.whitening(torch.cat([x, x2]))  # whitened once: the encoder's input and the decoder's target
+        h1, h2 = self.normalize(self.encoder(xw)).chunk(2)  # self.encode, one pass over both halves of the pairs
         tau = self.config.tau
         if self.config.known_targets:
             if "target" not in batch:
@@ -846,7 +847,6 @@ class Interventional(Contrastive):
             loss = info_nce(h1, h2, tau=tau, distance=lambda a, b: one_change_distance(a, b, tau))
         terms = {"info_nce": loss.detach()}
         if self.decoder is not None:
-            xw = self.whitening(torch.cat([x, x2]))
             recon = (self.decoder(torch.cat([h1, h2])) - xw).pow(2).sum(-1).mean()
             loss = loss + self.config.recon_weight * recon
             terms["recon"] = recon.detach()
