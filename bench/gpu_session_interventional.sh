@@ -5,7 +5,9 @@
 # not in that machine's image: carry it (with momentchi2, pydot, graphviz) in an ignored folder
 # named in `carry`, here .devpkgs/. PART=1 (about 8 min): run 0 of every 6-node seed 3, 5-25 and of
 # 5-node seeds 0-9; PART=2 (about 5 min): restarts 1 and 2 of the seeds PART=1 flagged, and run 0
-# of 6-node seeds 26-29. Output: $OUT/runs.jsonl (bench/interventional_run.py), $OUT/session.log.
+# of 6-node seeds 26-29. PART=3 (ninth session, about 9 min): run 0 of 7-node seeds 4-19 (5 of
+# them on the GPU), then restarts 1 and 2 of the ones flagged (balance < 0.993).
+# Output: $OUT/runs.jsonl (bench/interventional_run.py), $OUT/session.log.
 set -u
 OUT=${OUT:-/tmp/gpu_session}
 mkdir -p "$OUT"
@@ -19,6 +21,11 @@ if [ "${PART:-1}" = 1 ]; then
   for s in 3 $(seq 5 25); do echo "6 $s 0 cpu"; done >>"$jobs"
   for s in $(seq 4 9); do echo "5 $s 0 cpu"; done >>"$jobs"
   LIMIT=520
+elif [ "${PART:-1}" = 3 ]; then
+  for s in $(seq 4 19); do
+    if [ "$s" -le 8 ]; then echo "7 $s 0 cuda"; else echo "7 $s 0 cpu"; fi
+  done >>"$jobs"
+  LIMIT=390
 else
   for s in 8 12 13 16 18 20; do for r in 1 2; do echo "6 $s $r cpu"; done; done >>"$jobs"
   for s in 26 27 28 29; do echo "6 $s 0 cpu"; done >>"$jobs"
@@ -26,4 +33,18 @@ else
 fi
 xargs -P 16 -L 1 sh -c 'timeout '"$LIMIT"' python3 bench/interventional_run.py --latents "$1" --seed "$2" \
   --restart "$3" --device "$4" --out '"$OUT"'/runs.jsonl >>'"$L"' 2>&1' _ <"$jobs"
+if [ "${PART:-1}" = 3 ]; then
+  # Restarts 1 and 2 of the flagged runs: six on the GPU, the rest on host cores. (The first try
+  # put all of them on the GPU at once: 16 processes on one GPU ran past 165 s each, while 4-6 at
+  # once take 73-94 s.)
+  python3 -c 'import json, sys
+rows = [json.loads(line) for line in open(sys.argv[1])]
+jobs = [(r["seed"], k) for r in rows if r["latents"] == 7 and r["restart"] == 0 and r["target_balance"] < 0.993
+        for k in (1, 2)]
+for i, (s, k) in enumerate(jobs):
+    print(7, s, k, "cuda" if i < 6 else "cpu")' "$OUT/runs.jsonl" >"$jobs.2"
+  echo "phase 2 $(date +%T): $(wc -l <"$jobs.2") restarts" >>"$L"
+  xargs -P 16 -L 1 sh -c 'timeout 265 python3 bench/interventional_run.py --latents "$1" --seed "$2" \
+    --restart "$3" --device "$4" --out '"$OUT"'/runs.jsonl >>'"$L"' 2>&1' _ <"$jobs.2"
+fi
 echo "end $(date +%T)" >>"$L"

@@ -58,6 +58,11 @@ class IdentifySetting:
                                   #   (~0.2 standardised) could cross min_effect
 
 
+#: Latent counts from which the interventional runner trains ``INTERVENTIONAL_LONG_STEPS`` by default.
+INTERVENTIONAL_LONG_FROM = 7
+INTERVENTIONAL_LONG_STEPS = 16000
+
+
 def make_setting(method: str, *, latents: int | None = None, segments: int | None = None,
                  mixing_layers: int | None = None, steps: int | None = None, seed: int = 0,
                  conditional: str = "laplace", batch_size: int | None = None, lr: float | None = None,
@@ -82,7 +87,8 @@ def make_setting(method: str, *, latents: int | None = None, segments: int | Non
                                                        interventions; batch 256; the last
                                                        quarter of the steps refines with
                                                        self-assigned targets; reconstruction
-                                                       term of weight 1
+                                                       term of weight 1; 16000 steps
+                                                       from 7 latents on
     ============== ======= ======== ====== ===== ===== ======================================
     """
     if method not in METHODS:
@@ -103,6 +109,10 @@ def make_setting(method: str, *, latents: int | None = None, segments: int | Non
     given = dict(latents=latents, segments=segments, mixing_layers=mixing_layers, steps=steps,
                  batch_size=batch_size, lr=lr)
     s = {k: (v if given[k] is None else given[k]) for k, v in defaults.items()}
+    if kind == "interventions" and steps is None and int(s["latents"]) >= INTERVENTIONAL_LONG_FROM:
+        # 7+ nodes: stage 1 needs longer. Of 8 7-node seeds whose 8,000-step first run was flagged as
+        # mixed or folded, 4 were clean at 16,000 (RESULTS_identify.md, ninth session)
+        s["steps"] = INTERVENTIONAL_LONG_STEPS
     d, m, layers = int(s["latents"]), int(s["segments"]), int(s["mixing_layers"])
     if d < 2:
         raise CrlkitError(f"latents must be >= 2; got {d}")

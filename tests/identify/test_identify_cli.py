@@ -120,6 +120,11 @@ def test_setting_validation():
     assert s.sampler["content"] == 4 and s.model["num_latents"] == 4
     s = make_setting("contrastive", conditional="gaussian")
     assert s.model["p"] == 2.0 and s.sampler["conditional"] == "gaussian"
+    # interventional: 16,000 steps from 7 latents on (schedule and refinement follow), unless given
+    assert make_setting("interventional", latents=6).steps == 8000
+    s = make_setting("interventional", latents=7)
+    assert s.steps == 16000 and s.model["lr_decay_steps"] == 16000 and s.model["refine_from"] == 12000
+    assert make_setting("interventional", latents=8, steps=500).steps == 500
 
 
 def test_ivae_restarts_select_by_heldout_elbo(tmp_path):

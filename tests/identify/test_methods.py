@@ -14,8 +14,8 @@ from crlkit.metrics import block_r2_score, linear_r2_score, mcc_score, random_ro
 from crlkit.models.base import get_model_class
 from crlkit.models.identifiable import (ContentStyle, ContentStyleConfig, Contrastive, ContrastiveConfig, IFlow,
                                         IFlowConfig, IVAE, IVAEConfig, Interventional, InterventionalConfig,
-                                        Whitening, info_nce, known_change_info_nce, ordered_partial_correlation,
-                                        unmix_from_changes)
+                                        Whitening, fit_parents_contribution, info_nce, known_change_info_nce,
+                                        ordered_partial_correlation, unmix_from_changes)
 
 
 def _fit(model, sampler, steps, lr):
@@ -258,6 +258,8 @@ def test_interventional_recovers_a_chain_graph():
     assert res["graph"].sum() == 0 and res["skeleton"].sum() > 0 and np.abs(res["partial"]).max() < 0.99
     with pytest.raises(CrlkitError, match="min_partial_corr must be in"):
         Interventional(InterventionalConfig(num_latents=4, min_partial_corr=1.0), (4,))
+    with pytest.raises(CrlkitError, match="parent_fit_bound must be >= 0"):
+        Interventional(InterventionalConfig(num_latents=4, parent_fit_bound=-1.0), (4,))
 
 
 def test_ordered_partial_correlation_on_a_linear_scm():
@@ -411,6 +413,33 @@ def test_unmix_from_changes_leaves_one_sparse_codes_alone():
     np.testing.assert_allclose(t, np.diag(1 / (eps * [1, 2, 3, 4]).std(0)), rtol=1e-6, atol=1e-9)
     with pytest.raises(CrlkitError, match="same shape"):
         unmix_from_changes(eps, eps2[:, :3])
+
+
+def _steep_outside(y, edge=3.5, factor=2.0):
+    """A code that is right within +-edge and ``factor`` times too steep outside (an extrapolated
+    stage-1 coordinate)."""
+    return np.where(np.abs(y) <= edge, y, np.sign(y) * (edge + factor * (np.abs(y) - edge)))
+
+
+def test_fit_parents_contribution_ignores_an_extrapolated_code():
+    """A nearly deterministic node: its parents' contribution (10 e0 + 3 e1) is ~10x its noise, so
+    the intervened code y = noise - contribution spans +-30. Where the code is 2x too steep outside
+    +-3.5, least squares on all pairs is ~1.8x off; the slab fit is within a few %. (The slab keeps
+    ~15% of the rows and little spread along the contribution itself, so its scale is the least
+    precise part: ~2.5% standard error here.)"""
+    rng = np.random.default_rng(0)
+    e = rng.standard_normal((20000, 4))
+    truth = np.array([-10.0, -3.0, 0.0, 0.0])
+    y = _steep_outside(rng.standard_normal(20000) + e @ truth)
+    plain = fit_parents_contribution(e, y, bound=0)
+    assert abs(plain[0] / truth[0]) > 1.6
+    np.testing.assert_allclose(fit_parents_contribution(e, y), truth, rtol=0.06, atol=0.1)
+    clean = rng.standard_normal(20000) + e @ truth  # no distortion: both fits are unbiased
+    np.testing.assert_allclose(fit_parents_contribution(e, clean), truth, rtol=0.06, atol=0.1)
+    np.testing.assert_allclose(fit_parents_contribution(e, clean, bound=0), truth, atol=0.05)
+    weak = rng.standard_normal(20000) + 0.5 * e[:, 0]  # a small contribution keeps (almost) every row
+    np.testing.assert_allclose(fit_parents_contribution(e, weak), fit_parents_contribution(e, weak, bound=0),
+                               atol=0.02)
 
 
 def test_ordered_dependence_recovers_the_graph_where_pc_loses_an_edge():
