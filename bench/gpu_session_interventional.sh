@@ -16,6 +16,10 @@ L=$OUT/session.log
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >>"$L" 2>&1
 python3 -c 'import torch, causallearn.utils.cit; print("torch", torch.__version__, torch.cuda.get_device_name(0))' >>"$L" 2>&1
 jobs=$(mktemp)
+run_jobs() {  # run_jobs LIMIT FILE: one interventional_run.py per line "latents seed restart device", 16 at once
+  xargs -P 16 -L 1 sh -c 'timeout '"$1"' python3 bench/interventional_run.py --latents "$1" --seed "$2" \
+    --restart "$3" --device "$4" --out '"$OUT"'/runs.jsonl >>'"$L"' 2>&1' _ <"$2"
+}
 if [ "${PART:-1}" = 1 ]; then
   for s in 0 1 2 3; do echo "5 $s 0 cuda"; done >>"$jobs"
   for s in 3 $(seq 5 25); do echo "6 $s 0 cpu"; done >>"$jobs"
@@ -31,8 +35,7 @@ else
   for s in 26 27 28 29; do echo "6 $s 0 cpu"; done >>"$jobs"
   LIMIT=290
 fi
-xargs -P 16 -L 1 sh -c 'timeout '"$LIMIT"' python3 bench/interventional_run.py --latents "$1" --seed "$2" \
-  --restart "$3" --device "$4" --out '"$OUT"'/runs.jsonl >>'"$L"' 2>&1' _ <"$jobs"
+run_jobs "$LIMIT" "$jobs"
 if [ "${PART:-1}" = 3 ]; then
   # Restarts 1 and 2 of the flagged runs: six on the GPU, the rest on host cores. (The first try
   # put all of them on the GPU at once: 16 processes on one GPU ran past 165 s each, while 4-6 at
@@ -44,7 +47,6 @@ jobs = [(r["seed"], k) for r in rows if r["latents"] == 7 and r["restart"] == 0 
 for i, (s, k) in enumerate(jobs):
     print(7, s, k, "cuda" if i < 6 else "cpu")' "$OUT/runs.jsonl" >"$jobs.2"
   echo "phase 2 $(date +%T): $(wc -l <"$jobs.2") restarts" >>"$L"
-  xargs -P 16 -L 1 sh -c 'timeout 265 python3 bench/interventional_run.py --latents "$1" --seed "$2" \
-    --restart "$3" --device "$4" --out '"$OUT"'/runs.jsonl >>'"$L"' 2>&1' _ <"$jobs.2"
+  run_jobs 265 "$jobs.2"
 fi
 echo "end $(date +%T)" >>"$L"

@@ -110,8 +110,8 @@ def make_setting(method: str, *, latents: int | None = None, segments: int | Non
                  batch_size=batch_size, lr=lr)
     s = {k: (v if given[k] is None else given[k]) for k, v in defaults.items()}
     if kind == "interventions" and steps is None and int(s["latents"]) >= INTERVENTIONAL_LONG_FROM:
-        # 7+ nodes: stage 1 needs longer. Of 8 7-node seeds whose 8,000-step first run was flagged as
-        # mixed or folded, 4 were clean at 16,000 (RESULTS_identify.md, ninth session)
+        # 7+ nodes: stage 1 needs longer. On 13 7-node seeds the first run was flagged as mixed or
+        # folded on 10 at 8,000 steps and on 5 at 16,000 (RESULTS_identify.md, ninth session)
         s["steps"] = INTERVENTIONAL_LONG_STEPS
     d, m, layers = int(s["latents"]), int(s["segments"]), int(s["mixing_layers"])
     if d < 2:
