@@ -15,6 +15,8 @@ out *why* iVAE falls short on 2- and 3-layer leaky-ReLU mixing. Options (JSON, a
   anneal                the reference code's annealed ELBO weights (a, b, c, d)
   post                  posterior: diag (mean-field, the paper's) or full (Gaussian with a
                         full covariance L L^T, L lower-triangular from its own MLP)
+  iw K                  importance-weighted bound (Burda et al. 2016) with K samples per x
+                        (1: the ELBO); evaluation reports the K-sample bound too
   oracle K              first K supervised steps towards the true latents / mixing / prior
                         (tests whether the ELBO keeps a solution near the truth)
 
@@ -32,7 +34,7 @@ from crlkit.metrics import mcc_score
 
 cfg = dict(layers=3, n=5, M=40, seed=0, steps=6000, batch=256, lr=1e-2, hidden=200, depth=2,
            sep=True, enc_u=True, prior_mean=False, anneal=False, sched="cosine", whiten=True,
-           ntrain_per_seg=1000, xavier=True, dvar=0.01, eval_every=2000, act="lrelu", tseed=0, dvar_final=None, learn_dvar=False, anneal_frac=0.7, oracle=0, means=None, mix_act="lrelu", slope=0.1, post="diag")
+           ntrain_per_seg=1000, xavier=True, dvar=0.01, eval_every=2000, act="lrelu", tseed=0, dvar_final=None, learn_dvar=False, anneal_frac=0.7, oracle=0, means=None, mix_act="lrelu", slope=0.1, post="diag", iw=1)
 cfg.update(json.loads(sys.argv[1]) if len(sys.argv) > 1 else {})
 c = type("C", (), cfg)
 ds = make_dataset("synthetic", latents=c.n, segments=c.M, segment_scale=(0.5, 3.0), mixing="mlp",
@@ -107,6 +109,8 @@ def loss_fn(x, u, it, train=True):
     ldv = cur_logdvar(it)
     u1h = nn.functional.one_hot(u, c.M).float()
     mu, logv = enc(x, u1h)
+    if c.iw > 1 and not (train and weights(it) is not None):
+        return -_iw_bound(x, u1h, mu, logv, ldv)
     eps = torch.randn_like(mu)
     if off is not None:  # full covariance: z = mu + L eps, log q = log N(eps) - sum log diag L
         inp = torch.cat([x, u1h], 1) if c.enc_u else x
@@ -129,6 +133,22 @@ def loss_fn(x, u, it, train=True):
     logqz = torch.logsumexp(tmp.sum(-1), 1) - math.log(B * N)
     logqzi = (torch.logsumexp(tmp, 1) - math.log(B * N)).sum(-1)
     return -(a * logpx - b * (logqzx - logqz) - cc * (logqz - logqzi) - d * (logqzi - logpz)).mean()
+def _iw_bound(x, u1h, mu, logv, ldv):
+    """mean over x of log (1/K) sum_k p(x, z_k | u) / q(z_k | x), z_k ~ q(z|x)."""
+    K = c.iw
+    eps = torch.randn((K,) + tuple(mu.shape))
+    if off is not None:
+        inp = torch.cat([x, u1h], 1) if c.enc_u else x
+        Lm = torch.diag_embed((0.5 * logv).exp())
+        Lm = Lm.index_put((torch.arange(len(x))[:, None], tril[0][None], tril[1][None]), off(inp))
+        z = mu + torch.einsum("bij,kbj->kbi", Lm, eps)
+    else:
+        z = mu + eps * (0.5 * logv).exp()
+    logq = (-0.5 * (LOG2PI + eps ** 2) - 0.5 * logv).sum(-1)
+    logpx = (-0.5 * (LOG2PI + ldv + (f(z) - x) ** 2 / ldv.exp())).sum(-1)
+    pm, pl = prior(u1h)
+    logpz = lognorm(z, pm, pl).sum(-1)
+    return (torch.logsumexp(logpx + logpz - logq, 0) - math.log(K)).mean()
 def evaluate():
     with torch.no_grad():
         mu, _ = enc(Xe, nn.functional.one_hot(Ue, c.M).float())

@@ -47,6 +47,9 @@ def register(sub) -> None:
                         "one of diagonal, full")
     p.add_argument("--decoder-var", type=float, default=None,
                    help="ivae: fixed variance of p(x|z) in whitened units (default 0.01, the paper's)")
+    p.add_argument("--importance-samples", type=int, default=None,
+                   help="ivae: train on the importance-weighted bound with this many samples of q(z|x) per x "
+                        "(Burda et al. 2016; default 8); 1 is the ELBO")
     p.add_argument("--known-targets", action="store_true",
                    help="interventional: give the model each pair's intervened node (CauCA's known targets) "
                         "instead of inferring it (ILCM's unknown targets, the default)")
@@ -114,6 +117,12 @@ def run(args) -> int:
         if not args.decoder_var > 0:
             raise CrlkitError(f"--decoder-var must be > 0; got {args.decoder_var}")
         model_options = {**(model_options or {}), "decoder_var": args.decoder_var}
+    if args.importance_samples is not None:
+        if args.method != "ivae":
+            raise CrlkitError(f"--importance-samples applies to --method ivae only; got --method {args.method}")
+        if args.importance_samples < 1:
+            raise CrlkitError(f"--importance-samples must be >= 1; got {args.importance_samples}")
+        model_options = {**(model_options or {}), "importance_samples": args.importance_samples}
     if args.known_targets:
         if args.method != "interventional":
             raise CrlkitError(f"--known-targets applies to --method interventional only; got --method {args.method}")

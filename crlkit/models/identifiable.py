@@ -255,6 +255,8 @@ class IVAEConfig:
                                   #   instead of a second head of the mean's MLP
     posterior: str = "diagonal"   # q(z|x): "diagonal" (mean-field, the paper's) or "full" (covariance
                                   #   L L^T, L's strictly lower part from its own MLP); see the class doc
+    importance_samples: int = 1   # K: train on the importance-weighted bound with K samples of q(z|x)
+                                  #   per x (Burda et al. 2016); 1 = the ELBO (analytic KL)
     lr_decay_steps: int = 0       # cosine decay of the learning rate to 0 over this many steps (0: constant)
 
 
@@ -316,6 +318,11 @@ class IVAE(_CosineLR, Method):
     its own MLP ``o`` (:data:`IVAE_MAX_OFFDIAG_RATIO`), which removes that gap; the KL to the
     factorised prior stays closed-form (``log det L L^T = sum_i l_i(x)``).
 
+    **Importance weighting.** ``importance_samples=K > 1`` trains on the importance-weighted bound
+    ``E log (1/K) sum_k p(x, z_k|u) / q(z_k|x)`` (Burda, Grosse & Salakhutdinov, ICLR 2016), which
+    lies between the ELBO and ``log p(x|u)`` and approaches the latter as K grows; the loss's
+    terms then report the K-sample mean ELBO as ``elbo`` and the bound as ``iw_bound``.
+
     Batches: ``{"x": (B, D), "u": (B,) segment index or (B, aux_dim) one-hot}``.
     """
 
@@ -329,6 +336,8 @@ class IVAE(_CosineLR, Method):
         _check_positive("decoder_var", config.decoder_var)
         if n < 1 or config.aux_dim < 1:
             raise CrlkitError(f"num_latents and aux_dim must be >= 1; got {n}, {config.aux_dim}")
+        if int(config.importance_samples) != config.importance_samples or config.importance_samples < 1:
+            raise CrlkitError(f"importance_samples must be an integer >= 1; got {config.importance_samples!r}")
         self.whitening = Whitening(d, enabled=config.whiten)
         self.encoder = mlp(d, n if config.separate_variance else 2 * n, config.hidden, config.depth,
                            slope=config.slope)
@@ -394,6 +403,8 @@ class IVAE(_CosineLR, Method):
         self.whitening.update(x)
         xw = self.whitening(x)
         mean, logvar, scale_tril = self._q(xw)
+        if self.config.importance_samples > 1:
+            return self._importance_weighted_loss(xw, u, mean, logvar, scale_tril)
         eps = self.randn_like(mean)
         if scale_tril is None:
             z = mean + eps * (0.5 * logvar).exp()  # reparameterisation
@@ -409,6 +420,26 @@ class IVAE(_CosineLR, Method):
         kl = kl.sum(-1).mean()
         total = recon + self.config.beta * kl
         return total, {"recon": recon.detach(), "kl": kl.detach(), "elbo": -(recon + kl).detach()}
+
+    def _importance_weighted_loss(self, xw, u, mean, logvar, scale_tril):
+        """Negative importance-weighted bound ``log (1/K) sum_k p(x, z_k | u) / q(z_k | x)``,
+        ``z_k ~ q(z|x)``, with the constants of the ELBO above dropped (so that K = 1 would give
+        the same values in expectation). ``beta`` weights ``log p(z|u) - log q(z|x)`` in each weight."""
+        k = self.config.importance_samples
+        eps = torch.stack([self.randn_like(mean) for _ in range(k)])          # (K, B, n)
+        if scale_tril is None:
+            z = mean + eps * (0.5 * logvar).exp()
+        else:
+            z = mean + torch.einsum("bij,kbj->kbi", scale_tril, eps)
+        log_px = -(self.decoder(z) - xw).pow(2).sum(-1) / (2 * self.config.decoder_var)
+        p_mean, p_logvar = self.prior_params(u)
+        # log p(z|u) - log q(z|x); the log(2 pi) terms cancel, and log det L = sum logvar / 2
+        log_ratio = -0.5 * (p_logvar + (z - p_mean).pow(2) / p_logvar.exp() - eps.pow(2) - logvar).sum(-1)
+        log_w = log_px + self.config.beta * log_ratio
+        bound = (torch.logsumexp(log_w, 0) - math.log(k)).mean()
+        elbo = (log_px + log_ratio).mean()
+        return -bound, {"recon": -log_px.mean().detach(), "kl": -log_ratio.mean().detach(),
+                        "elbo": elbo.detach(), "iw_bound": bound.detach()}
 
 
 # --------------------------------------------------------------------------------------------

@@ -35,13 +35,14 @@ def test_mixing_activation_reaches_the_data(tmp_path):
 
 def test_posterior_flag_reaches_the_model(tmp_path):
     rc = main(["identify", "--method", "ivae", "--latents", "3", "--segments", "7", "--mixing-layers", "1",
-               "--posterior", "diagonal", "--decoder-var", "0.001", "--steps", "20", "--eval-samples", "300",
-               "--out", str(tmp_path / "d")])
+               "--posterior", "diagonal", "--decoder-var", "0.001", "--importance-samples", "3", "--steps", "20",
+               "--eval-samples", "300", "--out", str(tmp_path / "d")])
     assert rc == 0
     res = json.loads((tmp_path / "d" / "results.json").read_text())
     assert res["setting"]["model"]["posterior"] == "diagonal"
     cfg = json.loads((tmp_path / "d" / "model" / "config.json").read_text())
     assert cfg["model_config"]["posterior"] == "diagonal" and cfg["model_config"]["decoder_var"] == 0.001
+    assert cfg["model_config"]["importance_samples"] == 3
 
 
 def test_content_style_and_interventional_add_their_keys(tmp_path):
@@ -108,6 +109,10 @@ def test_user_errors_print_without_traceback(tmp_path, capsys):
     assert "--decoder-var must be > 0" in capsys.readouterr().err
     assert main(["identify", "--method", "vae", "--decoder-var", "0.1", "--out", str(tmp_path)]) == 2
     assert "--method ivae only" in capsys.readouterr().err
+    assert main(["identify", "--method", "iflow", "--importance-samples", "4", "--out", str(tmp_path)]) == 2
+    assert "--importance-samples applies to --method ivae only" in capsys.readouterr().err
+    assert main(["identify", "--method", "ivae", "--importance-samples", "0", "--out", str(tmp_path)]) == 2
+    assert "--importance-samples must be >= 1" in capsys.readouterr().err
     assert not (tmp_path / "results.json").exists()
 
 

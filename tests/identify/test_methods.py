@@ -109,6 +109,30 @@ def test_ivae_full_posterior_kl_matches_torch_distributions_and_trains():
     assert np.isfinite(losses).all() and losses[-20:].mean() < 0.5 * losses[:5].mean()
 
 
+@pytest.mark.parametrize("posterior", ["diagonal", "full"])
+def test_ivae_importance_weighted_bound_between_elbo_and_likelihood(posterior):
+    """importance_samples = K: the per-sample ELBO it reports averages to the analytic ELBO of the
+    K = 1 loss (same weights), and the K-sample bound lies above it (Burda et al. 2016), more so
+    for larger K."""
+    torch.manual_seed(0)
+    cfg = IVAEConfig(num_latents=2, aux_dim=3, hidden=8, depth=1, posterior=posterior, whiten=False)
+    m = IVAE(cfg, (2,))
+    x, u = torch.randn(4000, 2), torch.randint(0, 3, (4000,))
+    with torch.no_grad():
+        m.encoder[-1].bias[2:].fill_(-1.0)  # a posterior narrower than the prior, not the true one
+        _, analytic = m.loss({"x": x, "u": u}, 0)
+        bounds = {}
+        for k in (2, 16):
+            m.config = dataclasses.replace(cfg, importance_samples=k)
+            total, terms = m.loss({"x": x, "u": u}, 0)
+            assert float(total) == pytest.approx(-float(terms["iw_bound"]))
+            bounds[k] = float(terms["iw_bound"])
+            assert float(terms["elbo"]) == pytest.approx(float(analytic["elbo"]), abs=0.05 * abs(float(analytic["elbo"])))
+    assert float(analytic["elbo"]) + 0.1 < bounds[2] < bounds[16] - 0.1
+    with pytest.raises(CrlkitError, match="importance_samples"):
+        IVAE(dataclasses.replace(cfg, importance_samples=0), (2,))
+
+
 def test_ivae_log_variances_are_clamped_so_the_loss_stays_finite():
     """A runaway encoder / prior log-variance (here forced to +-1000) must not overflow exp()."""
     from crlkit.models.identifiable import IVAE_LOGVAR_RANGE
