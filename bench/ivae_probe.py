@@ -105,6 +105,11 @@ def cur_logdvar(it):
     if c.dvar_final is None or it == 0: return torch.tensor(math.log(c.dvar_final if (c.dvar_final and it == 0) else c.dvar))
     fr = min(1.0, it / (c.anneal_frac * c.steps))
     return torch.tensor(math.log(c.dvar) + fr * (math.log(c.dvar_final) - math.log(c.dvar)))
+def scale_tril(x, u1h, logv):
+    """L of the full posterior: diagonal exp(logv / 2), strictly lower part from ``off``."""
+    inp = torch.cat([x, u1h], 1) if c.enc_u else x
+    Lm = torch.diag_embed((0.5 * logv).exp())
+    return Lm.index_put((torch.arange(len(x))[:, None], tril[0][None], tril[1][None]), off(inp))
 def loss_fn(x, u, it, train=True):
     ldv = cur_logdvar(it)
     u1h = nn.functional.one_hot(u, c.M).float()
@@ -113,10 +118,7 @@ def loss_fn(x, u, it, train=True):
         return -_iw_bound(x, u1h, mu, logv, ldv)
     eps = torch.randn_like(mu)
     if off is not None:  # full covariance: z = mu + L eps, log q = log N(eps) - sum log diag L
-        inp = torch.cat([x, u1h], 1) if c.enc_u else x
-        Lm = torch.diag_embed((0.5 * logv).exp())
-        Lm = Lm.index_put((torch.arange(len(x))[:, None], tril[0][None], tril[1][None]), off(inp))
-        z = mu + (Lm @ eps.unsqueeze(-1)).squeeze(-1)
+        z = mu + (scale_tril(x, u1h, logv) @ eps.unsqueeze(-1)).squeeze(-1)
         logqzx_full = (-0.5 * (LOG2PI + eps ** 2) - 0.5 * logv).sum(-1)
     else:
         z = mu + eps * (0.5 * logv).exp()
@@ -138,10 +140,7 @@ def _iw_bound(x, u1h, mu, logv, ldv):
     K = c.iw
     eps = torch.randn((K,) + tuple(mu.shape))
     if off is not None:
-        inp = torch.cat([x, u1h], 1) if c.enc_u else x
-        Lm = torch.diag_embed((0.5 * logv).exp())
-        Lm = Lm.index_put((torch.arange(len(x))[:, None], tril[0][None], tril[1][None]), off(inp))
-        z = mu + torch.einsum("bij,kbj->kbi", Lm, eps)
+        z = mu + (scale_tril(x, u1h, logv) @ eps.unsqueeze(-1)).squeeze(-1)
     else:
         z = mu + eps * (0.5 * logv).exp()
     logq = (-0.5 * (LOG2PI + eps ** 2) - 0.5 * logv).sum(-1)

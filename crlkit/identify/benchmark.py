@@ -196,9 +196,10 @@ def _encode(model, x: np.ndarray, *, batch: int = 4096) -> np.ndarray:
 IVAE_RESTARTS = 1
 
 #: iVAE trains on the importance-weighted bound with this many samples of q(z|x) per x. On 3
-#: leaky-ReLU layers (seeds 0-7) K = 8 gave a mean MCC of 0.784 against 0.634 for the ELBO (K = 1;
-#: chance 0.718); K = 4 and K = 32 were worse than 8 on the seeds tried. On 2 leaky-ReLU layers
-#: and on xtanh it did not lose (RESULTS_identify.md, tenth session). It doubles the time per step.
+#: leaky-ReLU layers (seeds 0-11, 8-11 held out) K = 8 gave a mean MCC of 0.780 against 0.633 for
+#: the ELBO (K = 1; chance 0.720); K = 4, 16 and 32 were worse than 8 on the seeds tried. On 2
+#: leaky-ReLU layers, xtanh and linear mixing it did not lose (RESULTS_identify.md, tenth session).
+#: It doubles the time per step.
 IVAE_IMPORTANCE_SAMPLES = 8
 
 #: Interventional: at most this many runs, trained one after another until one is balanced (see

@@ -405,13 +405,8 @@ class IVAE(_CosineLR, Method):
         mean, logvar, scale_tril = self._q(xw)
         if self.config.importance_samples > 1:
             return self._importance_weighted_loss(xw, u, mean, logvar, scale_tril)
-        eps = self.randn_like(mean)
-        if scale_tril is None:
-            z = mean + eps * (0.5 * logvar).exp()  # reparameterisation
-            post_var = logvar.exp()
-        else:
-            z = mean + (scale_tril @ eps.unsqueeze(-1)).squeeze(-1)
-            post_var = scale_tril.pow(2).sum(-1)  # diag(L L^T)
+        z = self._reparameterise(mean, logvar, scale_tril, self.randn_like(mean))
+        post_var = logvar.exp() if scale_tril is None else scale_tril.pow(2).sum(-1)  # diag(L L^T)
         recon = (self.decoder(z) - xw).pow(2).sum(-1).mean() / (2 * self.config.decoder_var)
         p_mean, p_logvar = self.prior_params(u)
         # KL(N(m, S) || N(pm, diag ps)) = 1/2 sum_i [(S_ii + (m_i - pm_i)^2) / ps_i + log ps_i - 1]
@@ -421,16 +416,21 @@ class IVAE(_CosineLR, Method):
         total = recon + self.config.beta * kl
         return total, {"recon": recon.detach(), "kl": kl.detach(), "elbo": -(recon + kl).detach()}
 
+    @staticmethod
+    def _reparameterise(mean, logvar, scale_tril, eps):
+        """``z = mean + L eps`` for standard normal ``eps`` of shape (..., B, n) (L diagonal,
+        ``exp(logvar / 2)``, for the mean-field posterior)."""
+        if scale_tril is None:
+            return mean + eps * (0.5 * logvar).exp()
+        return mean + (scale_tril @ eps.unsqueeze(-1)).squeeze(-1)
+
     def _importance_weighted_loss(self, xw, u, mean, logvar, scale_tril):
         """Negative importance-weighted bound ``log (1/K) sum_k p(x, z_k | u) / q(z_k | x)``,
         ``z_k ~ q(z|x)``, with the constants of the ELBO above dropped (so that K = 1 would give
         the same values in expectation). ``beta`` weights ``log p(z|u) - log q(z|x)`` in each weight."""
         k = self.config.importance_samples
         eps = torch.stack([self.randn_like(mean) for _ in range(k)])          # (K, B, n)
-        if scale_tril is None:
-            z = mean + eps * (0.5 * logvar).exp()
-        else:
-            z = mean + torch.einsum("bij,kbj->kbi", scale_tril, eps)
+        z = self._reparameterise(mean, logvar, scale_tril, eps)
         log_px = -(self.decoder(z) - xw).pow(2).sum(-1) / (2 * self.config.decoder_var)
         p_mean, p_logvar = self.prior_params(u)
         # log p(z|u) - log q(z|x); the log(2 pi) terms cancel, and log det L = sum logvar / 2

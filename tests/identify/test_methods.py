@@ -110,7 +110,7 @@ def test_ivae_full_posterior_kl_matches_torch_distributions_and_trains():
 
 
 @pytest.mark.parametrize("posterior", ["diagonal", "full"])
-def test_ivae_importance_weighted_bound_between_elbo_and_likelihood(posterior):
+def test_ivae_importance_weighted_bound_lies_above_the_elbo_and_grows_with_k(posterior):
     """importance_samples = K: the per-sample ELBO it reports averages to the analytic ELBO of the
     K = 1 loss (same weights), and the K-sample bound lies above it (Burda et al. 2016), more so
     for larger K."""
