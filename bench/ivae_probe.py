@@ -110,6 +110,11 @@ def scale_tril(x, u1h, logv):
     inp = torch.cat([x, u1h], 1) if c.enc_u else x
     Lm = torch.diag_embed((0.5 * logv).exp())
     return Lm.index_put((torch.arange(len(x))[:, None], tril[0][None], tril[1][None]), off(inp))
+def reparam(x, u1h, mu, logv, eps):
+    """z = mu + L eps (L diagonal exp(logv / 2) for the mean-field posterior); eps (..., B, n)."""
+    if off is None:
+        return mu + eps * (0.5 * logv).exp()
+    return mu + (scale_tril(x, u1h, logv) @ eps.unsqueeze(-1)).squeeze(-1)
 def loss_fn(x, u, it, train=True):
     ldv = cur_logdvar(it)
     u1h = nn.functional.one_hot(u, c.M).float()
@@ -117,11 +122,9 @@ def loss_fn(x, u, it, train=True):
     if c.iw > 1 and not (train and weights(it) is not None):
         return -_iw_bound(x, u1h, mu, logv, ldv)
     eps = torch.randn_like(mu)
-    if off is not None:  # full covariance: z = mu + L eps, log q = log N(eps) - sum log diag L
-        z = mu + (scale_tril(x, u1h, logv) @ eps.unsqueeze(-1)).squeeze(-1)
+    z = reparam(x, u1h, mu, logv, eps)
+    if off is not None:  # full covariance: log q = log N(eps) - sum log diag L
         logqzx_full = (-0.5 * (LOG2PI + eps ** 2) - 0.5 * logv).sum(-1)
-    else:
-        z = mu + eps * (0.5 * logv).exp()
     logpx = (-0.5 * (LOG2PI + ldv + (f(z) - x) ** 2 / ldv.exp())).sum(-1)
     pm, pl = prior(u1h)
     logqzx = logqzx_full if off is not None else lognorm(z, mu, logv).sum(-1)
@@ -139,10 +142,7 @@ def _iw_bound(x, u1h, mu, logv, ldv):
     """mean over x of log (1/K) sum_k p(x, z_k | u) / q(z_k | x), z_k ~ q(z|x)."""
     K = c.iw
     eps = torch.randn((K,) + tuple(mu.shape))
-    if off is not None:
-        z = mu + (scale_tril(x, u1h, logv) @ eps.unsqueeze(-1)).squeeze(-1)
-    else:
-        z = mu + eps * (0.5 * logv).exp()
+    z = reparam(x, u1h, mu, logv, eps)
     logq = (-0.5 * (LOG2PI + eps ** 2) - 0.5 * logv).sum(-1)
     logpx = (-0.5 * (LOG2PI + ldv + (f(z) - x) ** 2 / ldv.exp())).sum(-1)
     pm, pl = prior(u1h)
