@@ -24,6 +24,8 @@ Optional hooks (defaults suit any model that only defines ``loss``):
 - ``training_step(batch, step, optimizers) -> {term: tensor}``: one update. The default
   computes ``loss``, back-propagates it and steps ``optimizers["main"]``; returned terms
   include ``"loss"``. Override for alternating updates.
+- ``callbacks(train_config) -> [Callback]``: what the method needs around the loop
+  (schedules, data preparation); see :mod:`crlkit.train.callbacks`.
 - ``sampler_batch_multiplier``: the trainer asks the sampler for ``batch_size`` times this
   many samples per step (FactorVAE uses 2: a second batch for the permuted codes).
 - ``noise``: a ``torch.Generator`` the trainer seeds and checkpoints; draw model noise with
@@ -119,6 +121,11 @@ class Method(nn.Module):
     def configure_optimizers(self, train_config: Any) -> dict[str, torch.optim.Optimizer]:
         """One Adam over all parameters (disentanglement_lib: lr 1e-4, betas (0.9, 0.999), eps 1e-8)."""
         return {"main": make_adam(self.parameters(), train_config)}
+
+    def callbacks(self, train_config: Any) -> list:
+        """Trainer callbacks this method needs (``crlkit.train.callbacks.Callback``): a
+        learning-rate schedule, data preparation before step 1, ...; none by default."""
+        return []
 
     def training_step(self, batch: dict[str, torch.Tensor], step: int,
                       optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, torch.Tensor]:

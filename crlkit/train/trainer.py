@@ -483,4 +483,4 @@ def load_dataset(path: str | os.PathLike) -> GroundTruthData:
 
 
 __all__ = ["TrainConfig", "TrainingDiverged", "train", "load_model", "load_dataset", "read_run_config",
-           "resolve_settings", "dataset_from_options"]
+           "resolve_settings"]
