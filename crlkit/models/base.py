@@ -46,7 +46,8 @@ from crlkit.registry import Registry
 MODELS: Registry = Registry("model")
 
 # Modules that register models when imported.
-_MODEL_MODULES = ("crlkit.models.vae", "crlkit.models.weak", "crlkit.models.identifiable")
+_MODEL_MODULES = ("crlkit.models.vae", "crlkit.models.weak", "crlkit.models.ivae", "crlkit.models.iflow",
+                  "crlkit.models.contrastive", "crlkit.models.interventional")
 _loaded = False
 
 
