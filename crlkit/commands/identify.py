@@ -62,6 +62,8 @@ def register(sub) -> None:
     add_device(p)
     add_threads(p)
     add_out(p, default="runs/identify", help="output directory")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the results and models in --out (without it, an --out that holds them is refused)")
     p.set_defaults(func=run)
 
 
@@ -83,7 +85,8 @@ def run(args) -> int:
         rows = default_rows(steps=args.steps, latents=args.latents, segments=args.segments,
                             mixing_layers=args.mixing_layers, quick=args.quick)
         with torch_threads(args.threads):
-            table = run_compare(out, seed=args.seed, rows=rows, device=args.device, log=print, threads=None)
+            table = run_compare(out, seed=args.seed, rows=rows, device=args.device, log=print, threads=None,
+                                overwrite=args.overwrite)
         print((out / "comparison.md").read_text())
         print(f"wrote {out / 'comparison.csv'}, {out / 'comparison.md'}, {out / 'comparison.png'} ({len(table)} runs)")
         return 0
@@ -98,7 +101,7 @@ def run(args) -> int:
     res = run_identify(args.method, out_dir=out, seed=args.seed, latents=args.latents, segments=args.segments,
                        mixing_layers=args.mixing_layers, steps=args.steps, device=args.device,
                        threads=args.threads, restarts=args.restarts, data_options=data or None,
-                       model_options=model_options or None, **run_options)
+                       model_options=model_options or None, overwrite=args.overwrite, **run_options)
     keys = ["mcc", "baseline_mcc", "r2_linear", "r2_nonlinear", "r2_content", "r2_style", "shd", "target_accuracy",
             "change_share", "target_balance", "train_seconds"]
     print(json.dumps({k: (round(res[k], 4) if isinstance(res[k], float) else res[k]) for k in keys if k in res}))
@@ -131,7 +134,8 @@ def demo_section(ctx) -> str:
     for i, row in enumerate(rows):
         ctx.log(f"identify: {row.method} on {row.setting}")
         res = run_identify(row.method, out_dir=out / "runs" / f"{i}_{row.method}", seed=ctx.seed,
-                           eval_samples=2000, nonlinear_max_train=500, restarts=1, **row.options)
+                           eval_samples=2000, nonlinear_max_train=500, restarts=1,
+                           overwrite=True, **row.options)  # the demo command decides whether its --out may be replaced
         table.append({"setting": row.setting, "method": row.method, "latents": res["latents"],
                       "segments": res["segments"], "mixing_layers": res["mixing_layers"], "steps": res["steps"],
                       "seed": ctx.seed, "mcc": res["mcc"], "baseline_mcc": res["baseline_mcc"],

@@ -10,8 +10,6 @@ order and the latent graph.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from crlkit.errors import CrlkitError
@@ -197,7 +195,7 @@ def fit_parents_contribution(e: np.ndarray, y: np.ndarray, *, bound: float = 2.0
     r"""Coefficients of the linear regression of the intervened code on the codes before, fitted
     where the intervened code stays in range.
 
-    Stage 2 of the interventional method (:func:`causal_variables`) estimates node k's parents' contribution from the pairs
+    :func:`causal_variables` estimates node k's parents' contribution from the pairs
     that intervene on k: ``E[e~_k | e] = const - f_k(pa(e))``. A nearly deterministic node (its
     noise a few % of its variance) has a contribution many times its noise's spread, so the
     intervened code ``e~_k`` reaches far outside the range of ``e_k`` over observational

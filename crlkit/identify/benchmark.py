@@ -382,7 +382,7 @@ def run_identify(method: str, *, out_dir, seed: int = 0, latents: int | None = N
                  device: str = "cpu", progress: bool | None = None, write: bool = True,
                  eval_samples: int = 5000, nonlinear_max_train: int = 1000,
                  threads: int | None = 1, restarts: int | None = None,
-                 graph_pairs: int | None = None) -> dict[str, Any]:
+                 graph_pairs: int | None = None, overwrite: bool = False) -> dict[str, Any]:
     """Train ``method`` on its setting (see :func:`make_setting`), score it, and write
     ``out_dir/results.json`` atomically.
 
@@ -407,6 +407,8 @@ def run_identify(method: str, *, out_dir, seed: int = 0, latents: int | None = N
     not used). The interventional restarts are adaptive: training stops at the first run whose
     balance reaches :data:`INTERVENTIONAL_BALANCE`, so ``restarts`` is their maximum;
     ``results["restarts"]`` lists each trained run's score and which was kept.
+
+    An ``out_dir`` that already holds results or a trained model is refused unless ``overwrite``.
     """
     if restarts is None:
         restarts = {"ivae": IVAE_RESTARTS, "iflow": IVAE_RESTARTS,
@@ -417,16 +419,17 @@ def run_identify(method: str, *, out_dir, seed: int = 0, latents: int | None = N
                              batch_size=batch_size, lr=lr, model_options=model_options,
                              data_options=data_options, device=device, progress=progress, write=write,
                              eval_samples=eval_samples, nonlinear_max_train=nonlinear_max_train,
-                             restarts=restarts, graph_pairs=graph_pairs)
+                             restarts=restarts, graph_pairs=graph_pairs, overwrite=overwrite)
 
 
 def _run_identify(method, *, out_dir, seed, latents, segments, mixing_layers, steps, conditional, batch_size,
                   lr, model_options, data_options, device, progress, write, eval_samples,
-                  nonlinear_max_train, restarts=1, graph_pairs=None) -> dict[str, Any]:
+                  nonlinear_max_train, restarts=1, graph_pairs=None, overwrite=False) -> dict[str, Any]:
     from crlkit.config import build_config
     from crlkit.data import make_dataset
     from crlkit.models import get_model_class
     from crlkit.train import train
+    from crlkit.train.trainer import check_run_dir
 
     setting = make_setting(method, latents=latents, segments=segments, mixing_layers=mixing_layers,
                            steps=steps, seed=seed, conditional=conditional, batch_size=batch_size, lr=lr,
@@ -442,6 +445,7 @@ def _run_identify(method, *, out_dir, seed, latents, segments, mixing_layers, st
     cls = get_model_class(method)
     cls(build_config(cls.Config, setting.model, what=f"method {method!r}"), ds.observation_shape)  # checks
     out = Path(out_dir)
+    check_run_dir(out, resume=False, overwrite=overwrite, markers=("results.json", "model"))
     out.mkdir(parents=True, exist_ok=True)
     overrides = train_overrides(setting)
     from crlkit.train import load_model
@@ -457,7 +461,8 @@ def _run_identify(method, *, out_dir, seed, latents, segments, mixing_layers, st
     for r in range(restarts):
         model_dir = out / ("model" if r == 0 else f"model_restart{r}")
         summary_r = train(method, "synthetic", data_options=setting.data, steps=setting.steps, seed=seed + 1000 * r,
-                          out_dir=model_dir, overrides=overrides, device=device, progress=progress)
+                          out_dir=model_dir, overrides=overrides, device=device, progress=progress,
+                          overwrite=overwrite)
         model_r = load_model(model_dir, device=device)
         score = _selection_score(method, model_r, ds, setting, seed) if restarts > 1 else None
         runs.append({"seed": seed + 1000 * r, "model_dir": str(model_dir), "score": score,

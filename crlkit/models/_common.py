@@ -17,9 +17,9 @@ from crlkit.registry import unknown_choice
 from crlkit.train.callbacks import Callback
 from crlkit.train.schedules import LRSchedule, cosine
 
-__all__ = ["Whitening", "FitWhitening", "gaussian_kl", "one_hot", "encode_in_batches", "clamp_straight_through",
-           "prior_split", "method_callbacks", "LOGVAR_RANGE", "WHITEN_SAMPLES", "WHITEN_SEED", "vector_dim", "batch_entry",
-           "check_choice", "check_positive", "check_at_least"]
+__all__ = ["Whitening", "FitWhitening", "method_callbacks", "gaussian_kl", "one_hot", "encode_in_batches",
+           "clamp_straight_through", "prior_split", "LOGVAR_RANGE", "WHITEN_SAMPLES", "WHITEN_SEED", "vector_dim",
+           "batch_entry", "check_choice", "check_positive", "check_at_least"]
 
 
 # --------------------------------------------------------------------------------------------

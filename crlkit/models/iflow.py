@@ -123,6 +123,7 @@ class IFlow(Method):
             raise CrlkitError(f"iflow needs blocks >= 1, hidden >= 1, depth >= 0; got {config.blocks}, "
                               f"{config.hidden}, {config.depth}")
         check_positive("scale_bound", config.scale_bound)
+        check_choice("lr_schedule", config.lr_schedule, SCHEDULES)
         self.whitening = Whitening(d, enabled=config.whiten)
         self.linears = nn.ModuleList(_InvertibleLinear(n) for _ in range(config.blocks + 1))
         self.couplings = nn.ModuleList(

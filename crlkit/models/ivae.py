@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import nn
 
 from crlkit.errors import CrlkitError
 from crlkit.models._common import (LOGVAR_RANGE, Whitening, batch_entry, check_at_least, check_choice, check_positive,
