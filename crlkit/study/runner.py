@@ -192,6 +192,10 @@ def _tune(todo, by_id, out: Path, store: Store, *, address, max_concurrent, devi
     import ray
     from ray import tune
 
+    # Tune looks for its own result files, which the store replaces; Ray warns about the token
+    # of a cluster that listens on the loopback only
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     started = False
     if not ray.is_initialized():
         env = {}
