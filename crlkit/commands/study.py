@@ -94,12 +94,12 @@ def _status(args) -> int:
     from crlkit.study.store import Store
 
     with Store(args.dir, create=False) as store:
-        planned = store.planned()
+        planned = store.current()
         status = store.status_of()
         inflight = store.inflight()
         rows = store.rows()
-    done = [r for r in rows if r["status"] == "done"]
-    failed = [r for r in rows if r["status"] == "failed"]
+    done = [r for r in rows if r["status"] == "done" and r["run_id"] in planned]
+    failed = [r for r in rows if r["status"] == "failed" and r["run_id"] in planned]
     running = [r for r in inflight if status.get(r) != "done"]
     pending = [r for r in planned if status.get(r) != "done" and r not in inflight]
     print(f"{args.dir}: {len(planned)} runs planned: {len(done)} done, {len(running)} running, "

@@ -83,20 +83,24 @@ def write_report(directory, *, n_boot: int = A.N_BOOT) -> Path:
     n_failed = int((df["status"] == "failed").sum()) if len(df) else 0
     sections = []
     t = time.perf_counter()
+    kind_identify = bool(len(d)) and "kind" in d and bool((d["kind"] == "identify").all())
     intro = (f"{len(d)} of {planned} planned runs are done ({n_failed} failed); "
              f"{d['model'].nunique() if len(d) else 0} methods, {d['seed'].nunique() if len(d) else 0} seeds. "
              "Intervals are 95% percentile bootstrap intervals over runs resampled within their method "
-             f"({n_boot} resamples). Each sentence below is generated from the runs; the paper's column quotes "
-             "shared/REFERENCES.md. Untested here: the total correlation of sampled vs mean representations "
-             "(finding 3) and downstream sample efficiency (finding 5).")
-    block = _ENV.get_template("study.html").render(intro=intro, findings=A.findings(df, n_boot=n_boot))
+             f"({n_boot} resamples). Each sentence below is generated from the runs; the other column quotes "
+             + ("what the identifiability theory of each method guarantees (docs/identify.md)." if kind_identify else
+                "shared/REFERENCES.md. Untested here: the total correlation of sampled vs mean representations "
+                "(finding 3) and downstream sample efficiency (finding 5)."))
+    block = _ENV.get_template("study.html").render(
+        intro=intro, findings=A.findings(df, n_boot=n_boot),
+        reference="what the theory says" if kind_identify else "Locatello et al. (2019)")
     sections.append({"title": "Findings", "html": block, "seconds": time.perf_counter() - t})
 
     metrics = A.metrics_of(d)
     if metrics and len(d):
         t = time.perf_counter()
         figs = []
-        for m in metrics:
+        for m in [m for m in metrics if d[m].nunique() > 1]:
             _strip_plot(d, m, out / f"strip_{m}.png")
             figs.append(figure_html(f"strip_{m}.png", f"{m}: every run, by method and hyperparameter setting"))
         sections.append({"title": "Every run, per metric", "html": "".join(figs), "seconds": time.perf_counter() - t})

@@ -163,7 +163,8 @@ def run(grid: str | Path | dict | Grid, out: str | Path, *, seeds: list[int] | N
     try:
         store.plan(all_runs)
         store.clear_inflight()  # a killed driver's in-flight runs are not running any more
-        store.set_meta(grid_name=g.name, grid=g.spec, cross_run_metrics=g.cross_run_metrics)
+        store.set_meta(grid_name=g.name, grid=g.spec, cross_run_metrics=g.cross_run_metrics,
+                       current_runs=[r.run_id for r in all_runs])
         done = store.done_ids()
         todo = [r.run_id for r in all_runs if r.run_id not in done]
         log(f"study {out}: {len(all_runs)} runs in the grid, {len(all_runs) - len(todo)} done, {len(todo)} to train")

@@ -85,6 +85,12 @@ class Store:
     def planned(self) -> dict[str, dict]:
         return {r: json.loads(c) for r, c in self.db.execute("SELECT run_id, config FROM planned")}
 
+    def current(self) -> dict[str, dict]:
+        """The runs of the latest grid asked for (``planned`` also keeps earlier grids' runs)."""
+        planned = self.planned()
+        ids = json.loads(self.meta().get("current_runs", "null"))
+        return planned if ids is None else {r: planned[r] for r in ids if r in planned}
+
     def inflight(self) -> dict[str, float]:
         return dict(self.db.execute("SELECT run_id, started FROM inflight"))
 
