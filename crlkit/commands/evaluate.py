@@ -9,7 +9,6 @@ metrics, and the demo's evaluation section.
 from __future__ import annotations
 
 import html
-import json
 import time
 from pathlib import Path
 
@@ -57,7 +56,7 @@ def run(args) -> int:
     import crlkit
     from crlkit.metrics.evaluate import METRIC_NAMES, evaluate
     from crlkit.metrics._checks import choice
-    from crlkit.report.html import atomic_write_text
+    from crlkit.files import atomic_write_json
     from crlkit.train import load_dataset
 
     for m in args.metrics:  # fail on a typo before loading anything
@@ -70,7 +69,7 @@ def run(args) -> int:
     scores = evaluate(model, dataset, args.metrics, seed=args.seed, n_train=args.n_train, n_test=args.n_test,
                       mode=args.mode, dci_max_bins=bins, timings=timings, device=args.device,
                       n_jobs=args.jobs)
-    atomic_write_text(args.out, json.dumps(scores, indent=2, sort_keys=True) + "\n")
+    atomic_write_json(args.out, scores, sort_keys=True)  # a collapsed latent's TC = inf is written as null
     width = max(len(k) for k in scores)
     for k in sorted(scores):
         print(f"{k:<{width}}  {scores[k]:.4f}")
@@ -104,7 +103,8 @@ def demo_section(ctx) -> str:
     factors) and an independent random one."""
     from crlkit.data import make_dataset
     from crlkit.metrics.evaluate import evaluate
-    from crlkit.report.html import atomic_write_text, table_html
+    from crlkit.files import atomic_write_json
+    from crlkit.report.html import table_html
 
     n_train, n_test = 1000, 500
     rows = []
@@ -122,7 +122,7 @@ def demo_section(ctx) -> str:
         t = time.perf_counter()
         scores = evaluate(model, dataset, seed=ctx.seed, n_train=n_train, n_test=n_test, timings=timings)
         ctx.log(f"scored {model_dir} in {time.perf_counter() - t:.1f} s")
-        atomic_write_text(Path(ctx.out_dir) / "metrics.json", json.dumps(scores, indent=2, sort_keys=True) + "\n")
+        atomic_write_json(Path(ctx.out_dir) / "metrics.json", scores, sort_keys=True)
         rows.append({"representation": f"trained model ({Path(model_dir).name})", **scores})
         notes.append(f"The trained model's scores are also in <code>metrics.json</code> "
                      f"(encoding {timings.get('encode', 0):.1f} s, DCI {timings.get('dci', 0):.1f} s).")

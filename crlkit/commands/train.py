@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from crlkit.commands._options import add_run_mode
 from crlkit.errors import CrlkitError
 from crlkit.files import save_figure
 
@@ -39,7 +40,7 @@ def register(sub) -> None:
     p.add_argument("--data-set", dest="data_options", action="append", default=[], metavar="KEY=VALUE",
                    help="dataset option (repeatable), e.g. --data-set path=dsprites.npz")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt to --steps in total")
+    add_run_mode(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: torch's; 1 is often fastest for these small models)")
@@ -68,16 +69,14 @@ def run_train(args) -> int:
     from crlkit.models import get_model_class
     from crlkit.train import train
 
-    if args.threads is not None:
-        if args.threads < 1:
-            raise CrlkitError(f"--threads must be >= 1; got {args.threads}")
-        torch.set_num_threads(args.threads)
+    if args.threads is not None and args.threads < 1:
+        raise CrlkitError(f"--threads must be >= 1; got {args.threads}")
     get_model_class(args.model)  # unknown names fail first, with the list of models
     overrides = parse_assignments(args.overrides, flag="--set")
     data_options = parse_assignments(args.data_options, flag="--data-set")
     summary = train(args.model, args.dataset, steps=args.steps, seed=args.seed, out_dir=args.out,
                     overrides=overrides, data_options=data_options, device=args.device, resume=args.resume,
-                    progress=False if args.no_progress else None)
+                    overwrite=args.overwrite, threads=args.threads, progress=False if args.no_progress else None)
     terms = ", ".join(f"{k} {v:.4g}" for k, v in summary["terms"].items())
     print(f"{args.model} on {summary['dataset']}: {summary['steps']} steps, loss {summary['final_loss']:.4g} "
           f"({terms}); {summary['images_per_second']:.0f} images/s; wrote {args.out}")
@@ -214,7 +213,7 @@ def demo_section(ctx) -> str:
         overrides = {"beta": DEMO_BETA, "lr": DEMO_LR, "log_every": 25, "checkpoint_every": 50}
         ctx.log(f"training beta_vae (beta={DEMO_BETA:g}, lr={DEMO_LR:g}) on dsprites for {steps} steps")
         summary = train("beta_vae", "dsprites", steps=steps, seed=ctx.seed, out_dir=run_dir, overrides=overrides,
-                        progress=False)
+                        progress=False, overwrite=True)  # the demo's own run, replaced by a re-run
         # A VAE on dSprites first ignores its latents (KL ~ 0, the decoder draws the mean image)
         # for a seed-dependent number of steps; a preview continues (resuming) until it stops.
         resumed = []
