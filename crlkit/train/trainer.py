@@ -67,8 +67,8 @@ from crlkit.data.samplers import SAMPLERS, _load_all as _load_samplers, make_sam
 from crlkit.errors import CrlkitError
 from crlkit.files import atomic_write_json, jsonable
 from crlkit.models.base import Method, get_model_class
-from crlkit.train.callbacks import (Callback, Checkpoint, CSVLog, NaNGuard, Progress, TensorBoard, TrainingDiverged,
-                                    read_checkpoint)
+from crlkit.train.callbacks import (Callback, Checkpoint, CSVLog, NaNGuard, Progress, TensorBoard,
+                                    TrainingDiverged, read_checkpoint)  # noqa: F401  (TrainingDiverged re-exported)
 
 
 @dataclass(frozen=True)
