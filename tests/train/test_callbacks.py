@@ -276,3 +276,9 @@ def test_summary_and_config_are_strict_json(tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text(), parse_constant=reject)
     assert summary["final_loss"] is None and summary["nonfinite"] == {"final_loss": "nan"}
     assert read_checkpoint(tmp_path / "checkpoint.pt")["step"] == 0
+
+
+def test_progress_bar_on_request(tmp_path):
+    out = io.StringIO()
+    make_trainer(tmp_path, 4, callbacks=[Progress("reg", mode="bar", stream=out)]).fit()
+    assert "reg: 100%" in out.getvalue() and "4/4" in out.getvalue()
