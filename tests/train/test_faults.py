@@ -10,6 +10,7 @@ crlkit`` calls.
 from __future__ import annotations
 
 import io
+import json
 import os
 import pickle
 import signal
@@ -112,3 +113,24 @@ def test_existing_run_without_resume_or_overwrite_exits_2_and_is_untouched(tmp_p
     assert {p.name: p.read_bytes() for p in run_dir.iterdir()} == before
     assert main(["train", *ARGS, "--steps", "5", "--out", str(run_dir), "--overwrite"]) == 0
     assert read_checkpoint(run_dir / "checkpoint.pt")["step"] == 5
+
+
+def test_evaluate_writes_a_collapsed_latents_infinite_tc_as_null_with_its_reason(tmp_path, capsys):
+    from crlkit.train import save_checkpoint
+
+    run_dir = tmp_path / "run"
+    assert main(["train", *ARGS, "--steps", "2", "--out", str(run_dir)]) == 0
+    state = read_checkpoint(run_dir / "checkpoint.pt")
+    last = [k for k, v in state["model"].items() if k.startswith("encoder.") and v.dim() == 2][-1]
+    state["model"][last][0] = 0.0  # latent 0's posterior mean no longer depends on x: a collapsed latent
+    save_checkpoint(run_dir / "checkpoint.pt", state)
+    out = tmp_path / "metrics.json"
+    assert main(["evaluate", str(run_dir), "--metrics", "unsupervised", "--n-train", "200", "--n-test", "100",
+                 "--out", str(out)]) == 0
+
+    def reject(name):
+        raise ValueError(f"not strict JSON: {name}")
+
+    scores = json.loads(out.read_text(), parse_constant=reject)
+    assert scores["gaussian_total_correlation"] is None
+    assert scores["nonfinite"] == {"gaussian_total_correlation": "inf"}
