@@ -282,3 +282,13 @@ def test_progress_bar_on_request(tmp_path):
     out = io.StringIO()
     make_trainer(tmp_path, 4, callbacks=[Progress("reg", mode="bar", stream=out)]).fit()
     assert "reg: 100%" in out.getvalue() and "4/4" in out.getvalue()
+
+
+def test_a_checkpoint_of_another_model_is_refused_in_one_line(tmp_path):
+    make_trainer(tmp_path, 2).fit()
+    model = nn.Linear(4, 2)  # other shapes than the checkpoint's Regression
+    model.training_step = Regression.training_step.__get__(model)
+    other = Trainer(model, {"main": torch.optim.SGD(model.parameters(), lr=0.1)}, Stream(), steps=4, out_dir=tmp_path)
+    with pytest.raises(CrlkitError, match=r"checkpoint.pt does not fit this model") as err:
+        other.fit(resume=True)
+    assert "\n" not in str(err.value)
