@@ -26,9 +26,13 @@ COMMAND_MODULES = (
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # argparse's own usage errors: exit 2, no traceback (as argparse)
-        self.print_usage(sys.stderr)
-        self.exit(2, f"crlkit: error: {message}\n")
+    """argparse's own usage errors as one line, like every other crlkit error:
+    ``crlkit train: error: argument --seed: expected an integer >= 0; got -1`` and exit 2
+    (``crlkit train --help`` shows the usage)."""
+
+    def error(self, message):
+        message = " ".join(str(message).split())
+        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,7 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version or a usage error (already printed): its exit code
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
