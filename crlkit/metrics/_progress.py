@@ -1,5 +1,5 @@
 """Progress of a slow score (BetaVAE, FactorVAE, DCI at full size) with the time left: a tqdm
-bar on a terminal, else one line every ``interval`` seconds and one at the end, on stderr.
+bar on a terminal, else one line every :data:`INTERVAL` seconds and one at the end, on stderr.
 Metrics take ``progress: bool = False``; ``crlkit evaluate`` turns it on unless ``--no-progress``.
 """
 
@@ -8,6 +8,9 @@ from __future__ import annotations
 import math
 import sys
 import time
+
+#: seconds between progress lines when stderr is not a terminal
+INTERVAL = 30.0
 
 
 def format_seconds(s: float) -> str:
@@ -31,13 +34,13 @@ class Progress:
     """
 
     def __init__(self, desc: str, total: int, *, unit: str = "it", enabled: bool = True, mode: str | None = None,
-                 interval: float = 30.0, stream=None):
+                 interval: float | None = None, stream=None):
         self.desc, self.total, self.unit = desc, max(int(total), 1), unit
         self.enabled = bool(enabled)
         self.stream = stream if stream is not None else sys.stderr
         if mode is None:
             mode = "bar" if getattr(self.stream, "isatty", lambda: False)() else "lines"
-        self.mode, self.interval = mode, float(interval)
+        self.mode, self.interval = mode, float(INTERVAL if interval is None else interval)
         self.done = 0
         self.t0 = self.last = time.perf_counter()
         self.bar = None
