@@ -36,7 +36,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="crlkit", description="Causal representation learning toolkit.")
+    parser = _Parser(prog="crlkit", description="Causal representation learning toolkit. `crlkit COMMAND --help` "
+                                                "lists a command's flags (one vocabulary: --set, --data-set, --seed, "
+                                                "--steps, --samples, --device, --threads, --out).",
+                     epilog="examples:\n  crlkit demo --out runs/demo\n"
+                            "  crlkit train --model beta_vae --dataset dsprites --steps 3000 --out runs/bvae\n"
+                            "  crlkit evaluate runs/bvae --out runs/bvae/metrics.json",
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"crlkit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for mod_name in COMMAND_MODULES:
