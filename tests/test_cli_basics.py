@@ -56,3 +56,20 @@ def test_unknown_dataset_fails_before_the_run_directory_exists(tmp_path, capsys)
     err = capsys.readouterr().err
     assert "did you mean 'dsprites'" in err and err.count("\n") == 1
     assert not out.exists()
+
+
+def test_train_into_an_existing_run_needs_resume_or_overwrite(tmp_path, capsys):
+    run = tmp_path / "run"
+    argv = ["train", "--model", "vae", "--dataset", "synthetic", "--steps", "2", "--out", str(run),
+            "--set", "batch_size=8", "--no-progress"]
+    assert main(argv) == 0
+    before = (run / "checkpoint.pt").read_bytes()
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert str(run) in err and err.count("\n") == 1
+    assert (run / "checkpoint.pt").read_bytes() == before          # nothing touched
+    assert main(argv + ["--resume", "--overwrite"]) == 2           # one or the other
+    assert "not allowed with argument" in capsys.readouterr().err
+    assert main(argv[:6] + ["4"] + argv[7:] + ["--resume"]) == 0
+    assert main(argv + ["--overwrite"]) == 0

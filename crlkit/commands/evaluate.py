@@ -9,8 +9,6 @@ metrics (:func:`crlkit.metrics.evaluate`) and write them as one JSON file.
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import time
 
 from crlkit.commands._options import (add_device, add_out, add_progress, add_samples, add_seed, add_threads, examples,
@@ -42,7 +40,7 @@ def register(sub) -> None:
                        description="Encode --samples + --test-samples samples of the run's dataset once and compute "
                                    "the chosen metrics (disentanglement_lib definitions; posterior mean by default). "
                                    "BetaVAE and FactorVAE draw their own --samples / --test-samples points. Writes "
-                                   "one flat JSON of scores (non-finite values as null).",
+                                   "one flat JSON of scores (non-finite values as null, named under \"nonfinite\").",
                        epilog=examples("crlkit evaluate runs/bvae --out runs/bvae/metrics.json",
                                        "crlkit evaluate runs/bvae --metrics mig dci factor_vae --samples 2000 "
                                        "--test-samples 1000 --out runs/bvae/metrics_small.json"),
@@ -68,7 +66,7 @@ def register(sub) -> None:
 def run(args) -> int:
     import crlkit
     from crlkit.metrics.evaluate import evaluate
-    from crlkit.report.html import atomic_write_text
+    from crlkit.files import atomic_write_json
     from crlkit.train import load_dataset
 
     model = crlkit.load(args.run_dir, device=args.device)
@@ -79,11 +77,7 @@ def run(args) -> int:
         scores = evaluate(model, dataset, args.metrics, seed=args.seed, n_train=args.samples,
                           n_test=args.test_samples, mode=args.mode, dci_max_bins=args.dci_bins, timings=timings,
                           device=args.device, n_jobs=args.threads, progress=args.progress)
-    finite: dict = {k: (v if math.isfinite(v) else None) for k, v in scores.items()}
-    non_finite = {k: repr(v) for k, v in scores.items() if not math.isfinite(v)}
-    if non_finite:  # e.g. the total correlation of a collapsed latent is inf
-        finite["non_finite"] = non_finite
-    atomic_write_text(args.out, json.dumps(finite, indent=2, sort_keys=True, allow_nan=False) + "\n")
+    atomic_write_json(args.out, scores, sort_keys=True)  # strict: inf/nan as null, named under "nonfinite"
     width = max(len(k) for k in scores)
     for k in sorted(scores):
         print(f"{k:<{width}}  {scores[k]:.4f}")

@@ -7,7 +7,6 @@ VAE: same likelihood / ELBO, entangled representation. Writes ``OUT/results.json
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from crlkit.commands._options import add_out, add_samples, add_seed, add_threads, examples, int_range, torch_threads
@@ -45,7 +44,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from crlkit.report.html import atomic_write_text
+    from crlkit.files import atomic_write_json
     from crlkit.report.impossibility import impossibility_results, json_safe, plot_impossibility
 
     out = Path(args.out)
@@ -55,7 +54,7 @@ def run(args) -> int:
                                     mc_draws=args.mc_draws)
     out.mkdir(parents=True, exist_ok=True)
     plot_impossibility(res, out / "impossibility.png")
-    atomic_write_text(out / "results.json", json.dumps(json_safe(res), indent=2))
+    atomic_write_json(out / "results.json", json_safe(res))
     for key in ("loglik_original", "loglik_rotated", "elbo_original", "elbo_rotated", "elbo_se",
                 "mcc_original", "mcc_rotated", "mcc_chance", "mig_original", "mig_rotated"):
         if key in res:

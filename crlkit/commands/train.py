@@ -86,11 +86,10 @@ def run_train(args) -> int:
         raise CrlkitError(unknown_choice("dataset", args.dataset, list_datasets()))
     overrides = parse_assignments(args.overrides, flag="--set")
     data_options = parse_assignments(args.data_options, flag="--data-set")
-    run_mode = {"overwrite": True} if args.overwrite else {}
     with torch_threads(args.threads):
         summary = train(args.model, args.dataset, steps=args.steps, seed=args.seed, out_dir=args.out,
                         overrides=overrides, data_options=data_options, device=args.device, resume=args.resume,
-                        progress=None if args.progress else False, **run_mode)
+                        overwrite=args.overwrite, progress=None if args.progress else False)
     terms = ", ".join(f"{k} {v:.4g}" for k, v in summary["terms"].items())
     print(f"{args.model} on {summary['dataset']}: {summary['steps']} steps, loss {summary['final_loss']:.4g} "
           f"({terms}); {summary['images_per_second']:.0f} images/s; wrote {args.out}")

@@ -5,7 +5,6 @@ or on a trained VAE, with the figure and the JSON-safe results.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -51,15 +50,9 @@ def impossibility_results(*, seed: int = 0, model_dir: str | None = None, latent
 
 
 def json_safe(res: dict) -> dict:
-    """The results without their arrays, non-finite numbers as null (strict JSON)."""
-    out = {}
-    for k, v in res.items():
-        if k.startswith("_"):
-            continue
-        if isinstance(v, float) and not math.isfinite(v):
-            v = None
-        out[k] = v
-    return out
+    """The results without their arrays (``crlkit.files.atomic_write_json`` writes the rest as
+    strict JSON: non-finite numbers as null, named under ``"nonfinite"``)."""
+    return {k: v for k, v in res.items() if not k.startswith("_")}
 
 
 def plot_impossibility(res: dict, path: Path) -> Path:

@@ -148,7 +148,8 @@ def evaluate_section(ctx) -> str:
     factors) and an independent random one."""
     from crlkit.data import make_dataset
     from crlkit.metrics.evaluate import evaluate
-    from crlkit.report.html import atomic_write_text, table_html
+    from crlkit.files import atomic_write_json
+    from crlkit.report.html import table_html
 
     n_train, n_test = 1000, 500
     rows = []
@@ -166,7 +167,7 @@ def evaluate_section(ctx) -> str:
         t = time.perf_counter()
         scores = evaluate(model, dataset, seed=ctx.seed, n_train=n_train, n_test=n_test, timings=timings)
         ctx.log(f"scored {model_dir} in {time.perf_counter() - t:.1f} s")
-        atomic_write_text(Path(ctx.out_dir) / "metrics.json", json.dumps(scores, indent=2, sort_keys=True) + "\n")
+        atomic_write_json(Path(ctx.out_dir) / "metrics.json", scores, sort_keys=True)
         rows.append({"representation": f"trained model ({Path(model_dir).name})", **scores})
         notes.append(f"The trained model's scores are also in <code>metrics.json</code> "
                      f"(encoding {timings.get('encode', 0):.1f} s, DCI {timings.get('dci', 0):.1f} s).")
@@ -197,7 +198,8 @@ def evaluate_section(ctx) -> str:
 # --------------------------------------------------------------------------------------------
 def impossibility_section(ctx) -> str:
     """The figure for d = 2 uniform latents and a table over a few settings (a few seconds)."""
-    from crlkit.report.html import atomic_write_text, figure_html, table_html
+    from crlkit.files import atomic_write_json
+    from crlkit.report.html import figure_html, table_html
     from crlkit.report.impossibility import impossibility_results, json_safe, plot_impossibility
 
     out = Path(ctx.out_dir) / "impossibility"
@@ -215,7 +217,7 @@ def impossibility_section(ctx) -> str:
                      "MCC chance (random rotation)": res["mcc_chance"], "MIG original": res["mig_original"],
                      "MIG entangled": res["mig_rotated"]})
     plot_impossibility(first, out / "impossibility.png")
-    atomic_write_text(out / "results.json", json.dumps(json_safe(first), indent=2))
+    atomic_write_json(out / "results.json", json_safe(first))
     parts = [
         "<p>Locatello et al. (2019), Theorem 1: for independent latents, "
         "<code>f = F<sup>-1</sup>&#8728;&Phi;&#8728;R&#8728;&Phi;<sup>-1</sup>&#8728;F</code> keeps p(z) exactly, so the "

@@ -66,4 +66,4 @@ def test_evaluate_writes_strict_json_for_infinite_scores(run_dir, tmp_path, monk
     text = out.read_text()
     assert "Infinity" not in text
     scores = json.loads(text)
-    assert scores["gaussian_total_correlation"] is None and scores["non_finite"] == {"gaussian_total_correlation": "inf"}
+    assert scores["gaussian_total_correlation"] is None and scores["nonfinite"] == {"gaussian_total_correlation": "inf"}
