@@ -67,3 +67,21 @@ def test_evaluate_writes_strict_json_for_infinite_scores(run_dir, tmp_path, monk
     assert "Infinity" not in text
     scores = json.loads(text)
     assert scores["gaussian_total_correlation"] is None and scores["nonfinite"] == {"gaussian_total_correlation": "inf"}
+
+
+def test_dci_progress_counts_boosting_stages(capsys, monkeypatch):
+    import numpy as np
+
+    from crlkit.metrics import _progress, dci_scores
+
+    monkeypatch.setattr(_progress, "INTERVAL", 0.0)
+    rng = np.random.default_rng(0)
+    f = rng.integers(0, 3, size=(120, 2))
+    c = f + 0.1 * rng.standard_normal(f.shape)
+    quiet = dci_scores(c[:80], f[:80], c[80:], f[80:], seed=0)
+    assert capsys.readouterr().err == ""                                   # off by default
+    shown = dci_scores(c[:80], f[:80], c[80:], f[80:], seed=0, progress=True)
+    err = capsys.readouterr().err
+    assert shown == quiet                                                  # progress never changes a score
+    assert "dci: 1/100 stages" in err and "dci: 99/100 stages" in err and " left" in err
+    assert err.rstrip().splitlines()[-1].startswith("dci: done in")
