@@ -11,6 +11,7 @@ import importlib
 import sys
 
 from crlkit import __version__
+from crlkit.commands._options import HelpFormatter
 from crlkit.errors import CrlkitError
 
 # Order here is the order of `crlkit --help`.
@@ -42,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
                      epilog="examples:\n  crlkit demo --out runs/demo\n"
                             "  crlkit train --model beta_vae --dataset dsprites --steps 3000 --out runs/bvae\n"
                             "  crlkit evaluate runs/bvae --out runs/bvae/metrics.json",
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                     formatter_class=HelpFormatter)
     parser.add_argument("--version", action="version", version=f"crlkit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for mod_name in COMMAND_MODULES:

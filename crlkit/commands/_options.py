@@ -150,6 +150,15 @@ def add_run_mode(p: argparse.ArgumentParser) -> None:
                    help="replace the run in --out (without it, an existing run is never touched)")
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Wraps a command's description to the terminal; keeps the examples epilog as written."""
+
+    def _fill_text(self, text, width, indent):
+        if text.lstrip().startswith("examples:"):
+            return super()._fill_text(text, width, indent)
+        return argparse.HelpFormatter._fill_text(self, text, width, indent)
+
+
 def examples(*lines: str) -> str:
     """The epilog every command's help ends with."""
     return "examples:\n" + "\n".join(f"  {line}" for line in lines)

@@ -3,10 +3,9 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from crlkit.commands._options import add_data_set, add_out, add_samples, add_seed, examples
+from crlkit.commands._options import HelpFormatter, add_data_set, add_out, add_samples, add_seed, examples
 from crlkit.data.show import dataset_from_assignments, show_dataset, traversal_factors  # noqa: F401 (library names)
 from crlkit.report.sections import data_section as demo_section  # noqa: F401 (a section of `crlkit demo`)
 
@@ -16,14 +15,14 @@ def register(sub) -> None:
                        description="Look at the registered datasets: `data list` names them with their factors; "
                                    "`data show NAME` draws samples, traversals and the causal graph.",
                        epilog=examples("crlkit data list", "crlkit data show dsprites --out runs/data/dsprites"),
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+                       formatter_class=HelpFormatter)
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION")
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
     lst = dsub.add_parser("list", help="list the registered datasets with their factors",
                           description="One line per registered dataset: observation shape, factors (with their "
                                       "number of values) and whether it has a causal graph.",
-                          epilog=examples("crlkit data list"), formatter_class=argparse.RawDescriptionHelpFormatter)
+                          epilog=examples("crlkit data list"), formatter_class=HelpFormatter)
     lst.set_defaults(func=run_list)
 
     show = dsub.add_parser("show", help="write samples.png, traversals.png and info.json of a dataset",
@@ -33,7 +32,7 @@ def register(sub) -> None:
                            epilog=examples("crlkit data show dsprites --out runs/data/dsprites --samples 64",
                                            "crlkit data show synthetic --data-set latents=3 --out runs/data/synthetic",
                                            "crlkit data show dsprites --data-set path=dsprites.npz --out runs/data/real"),
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+                           formatter_class=HelpFormatter)
     show.add_argument("name", help="dataset name (see `crlkit data list`)")
     add_out(show, help="output directory")
     add_samples(show, default=64, help="samples drawn for the grid")

@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from crlkit.commands._options import (add_device, add_out, add_progress, add_samples, add_seed, add_threads, examples,
-                                      torch_threads)
+from crlkit.commands._options import (HelpFormatter, add_device, add_out, add_progress, add_samples, add_seed,
+                                      add_threads, examples, torch_threads)
 from crlkit.report.sections import evaluate_section as demo_section  # noqa: F401 (a section of `crlkit demo`)
 
 
@@ -44,7 +44,7 @@ def register(sub) -> None:
                        epilog=examples("crlkit evaluate runs/bvae --out runs/bvae/metrics.json",
                                        "crlkit evaluate runs/bvae --metrics mig dci factor_vae --samples 2000 "
                                        "--test-samples 1000 --out runs/bvae/metrics_small.json"),
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+                       formatter_class=HelpFormatter)
     p.add_argument("run_dir", help="run directory written by `crlkit train`")
     add_out(p, help="output JSON file, e.g. RUN_DIR/metrics.json")
     p.add_argument("--metrics", nargs="+", default=list(DEFAULT_METRICS), choices=METRIC_NAMES, metavar="METRIC",

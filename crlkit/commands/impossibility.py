@@ -6,10 +6,10 @@ VAE: same likelihood / ELBO, entangled representation. Writes ``OUT/results.json
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from crlkit.commands._options import add_out, add_samples, add_seed, add_threads, examples, int_range, torch_threads
+from crlkit.commands._options import (HelpFormatter, add_out, add_samples, add_seed, add_threads, examples, int_range,
+                                      torch_threads)
 from crlkit.report.impossibility import MIXING_CHOICES, NOISE_CHOICES
 from crlkit.report.sections import impossibility_section as demo_section  # noqa: F401 (a section of `crlkit demo`)
 
@@ -24,7 +24,7 @@ def register(sub) -> None:
                        epilog=examples("crlkit impossibility --out runs/impossibility",
                                        "crlkit impossibility --latents 5 --noise laplace --samples 3000 --out runs/imp5",
                                        "crlkit impossibility --model runs/bvae --samples 300 --out runs/imp_bvae"),
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+                       formatter_class=HelpFormatter)
     add_out(p, default="runs/impossibility", help="output directory")
     add_seed(p)
     p.add_argument("--model", default=None, metavar="RUN_DIR",

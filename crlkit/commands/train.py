@@ -10,11 +10,9 @@ traversals and reconstructions of a trained VAE, drawn by :mod:`crlkit.report.tr
 
 from __future__ import annotations
 
-import argparse
-
-from crlkit.commands._options import (add_data_set, add_device, add_out, add_progress, add_run_mode, add_samples,
-                                      add_seed, add_set, add_steps, add_threads, examples, float_range, int_range,
-                                      torch_threads)
+from crlkit.commands._options import (HelpFormatter, add_data_set, add_device, add_out, add_progress, add_run_mode,
+                                      add_samples, add_seed, add_set, add_steps, add_threads, examples, float_range,
+                                      int_range, torch_threads)
 from crlkit.errors import CrlkitError
 from crlkit.report.sections import train_section as demo_section  # noqa: F401 (a section of `crlkit demo`)
 from crlkit.report.traversals import latent_kl, plot_loss_curve, traversal_images, write_traversals  # noqa: F401
@@ -31,7 +29,7 @@ def register(sub) -> None:
                            "--set beta=8 --set batch_size=32",
                            "crlkit train --model beta_vae --dataset dsprites --steps 6000 --out runs/bvae --resume",
                            "crlkit train --model ada_gvae --dataset dsprites --steps 3000 --out runs/ada --set k=-1"),
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+                       formatter_class=HelpFormatter)
     p.add_argument("--model", required=True, help="model name (listed above)")
     p.add_argument("--dataset", required=True, help="dataset name (see `crlkit data list`)")
     add_steps(p, required=True, help="total number of training steps (with --resume, including those done)")
@@ -51,7 +49,7 @@ def register(sub) -> None:
                                    "reconstructions. Needs a VAE-family run on an image dataset.",
                        epilog=examples("crlkit traverse runs/bvae --out runs/bvae/traversals.png",
                                        "crlkit traverse runs/bvae --values 7 --limit 3 --out traversals.png"),
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+                       formatter_class=HelpFormatter)
     t.add_argument("run_dir", help="run directory written by `crlkit train`")
     add_out(t, help="output PNG file")
     add_seed(t, help="seed of the images that are encoded")
