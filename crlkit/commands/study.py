@@ -8,10 +8,10 @@
 
 from __future__ import annotations
 
-import argparse
 import time
 
-from crlkit.commands._options import add_device, add_out, add_steps, examples, int_range
+from crlkit.commands._options import (HelpFormatter, add_device, add_out, add_steps, add_threads, examples,
+                                      float_range, int_range)
 from crlkit.errors import CrlkitError
 
 
@@ -19,7 +19,7 @@ def register(sub) -> None:
     p = sub.add_parser("study", help="studies at scale: a grid of runs on Ray Tune, a SQLite store, a report",
                        description="Train every run of a grid (a preset or a YAML file) as a Ray Tune trial, "
                                    "record each finished run in DIR/study.sqlite, and analyse the study.",
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       formatter_class=HelpFormatter,
                        epilog=examples("crlkit study run --grid my_grid.yaml --out studies/mini",
                                        "crlkit study report studies/mini"))
     ss = p.add_subparsers(dest="study_command", metavar="SUBCOMMAND")
@@ -28,7 +28,7 @@ def register(sub) -> None:
                       description="Train every run of the grid that DIR's store does not hold as done: on a local "
                                   "Ray started and stopped here, or on the cluster at --address. Re-running the "
                                   "same command trains nothing that is done; a larger grid adds only its new runs.",
-                      formatter_class=argparse.RawDescriptionHelpFormatter,
+                      formatter_class=HelpFormatter,
                       epilog=examples("crlkit study run --grid locatello --out studies/loc --seeds 0 1 --steps 30000",
                                       "crlkit study run --grid my_grid.yaml --out studies/mini --max-concurrent 2",
                                       "crlkit study run --grid identify --out studies/id --steps 2000 --seeds 0 1",
@@ -45,16 +45,15 @@ def register(sub) -> None:
     r.add_argument("--max-concurrent", type=int_range(1), default=None, metavar="N",
                    help="at most N runs at once (default: as many as the CPUs / GPUs allow)")
     add_device(r)
-    r.add_argument("--threads", type=int_range(1), default=1, metavar="N",
-                   help="CPU threads (torch threads, Ray CPUs) per run (default 1)")
-    r.add_argument("--gpus-per-run", type=float, default=None, metavar="F",
+    add_threads(r)
+    r.add_argument("--gpus-per-run", type=float_range(0, 1, lo_open=True), default=None, metavar="F",
                    help="share of a GPU per run with --device cuda (default 0.25: four runs per GPU)")
     r.add_argument("--max-failures", type=int_range(0), default=2, metavar="N",
                    help="retries of a run whose worker dies, each from its last checkpoint (default 2)")
     r.set_defaults(func=_run)
 
     s = ss.add_parser("status", help="done / running / failed runs and the time left",
-                      formatter_class=argparse.RawDescriptionHelpFormatter,
+                      formatter_class=HelpFormatter,
                       epilog=examples("crlkit study status studies/mini"))
     s.add_argument("dir", help="study directory")
     s.set_defaults(func=_status)
@@ -62,7 +61,7 @@ def register(sub) -> None:
     e = ss.add_parser("export", help="one row per run as CSV or Parquet",
                       description="Write one row per recorded run: run_id, model, seed, status, one column per "
                                   "hyperparameter, one per metric score (and UDR).",
-                      formatter_class=argparse.RawDescriptionHelpFormatter,
+                      formatter_class=HelpFormatter,
                       epilog=examples("crlkit study export studies/mini --out runs.csv",
                                       "crlkit study export studies/mini --out runs.parquet"))
     e.add_argument("dir", help="study directory")
@@ -70,7 +69,7 @@ def register(sub) -> None:
     e.set_defaults(func=_export)
 
     rp = ss.add_parser("report", help="write DIR/report/index.html (works on a partial study)",
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       formatter_class=HelpFormatter,
                        epilog=examples("crlkit study report studies/mini"))
     rp.add_argument("dir", help="study directory")
     rp.add_argument("--bootstrap", type=int_range(10), default=1000, metavar="N",
