@@ -45,7 +45,7 @@ def register(sub) -> None:
     r.add_argument("--max-concurrent", type=int_range(1), default=None, metavar="N",
                    help="at most N runs at once (default: as many as the CPUs / GPUs allow)")
     add_device(r)
-    add_threads(r)
+    add_threads(r, help="CPU threads (torch threads and Ray CPUs) per run")
     r.add_argument("--gpus-per-run", type=float_range(0, 1, lo_open=True), default=None, metavar="F",
                    help="share of a GPU per run with --device cuda (default 0.25: four runs per GPU)")
     r.add_argument("--max-failures", type=int_range(0), default=2, metavar="N",

@@ -218,6 +218,7 @@ def _tune(todo, by_id, out: Path, store: Store, *, address, max_concurrent, devi
         resources = {"cpu": threads}
         if str(device).startswith("cuda"):
             resources["gpu"] = 0.25 if gpus_per_run is None else float(gpus_per_run)
+            device = "cuda"  # Ray sets CUDA_VISIBLE_DEVICES to the trial's GPU: it is cuda:0 there
         trainable = tune.with_resources(
             tune.with_parameters(_trial, runs={r: by_id[r] for r in todo}, study_dir=str(out),
                                  device=device, threads=threads, udr=udr), resources)
