@@ -157,6 +157,8 @@ def make_setting(method: str, *, latents: int | None = None, segments: int | Non
         # a reconstruction term keeps the code injective, which makes folded stage-1 solutions (two noises
         # in one coordinate, one noise over two) rarer at 6 nodes (RESULTS_identify.md)
         model.update(hidden=128, depth=3, refine_from=max(1, 3 * int(s["steps"]) // 4), recon_weight=1.0)
+    if method not in ("vae", "beta_vae"):
+        model["lr_decay_steps"] = int(s["steps"])  # the cosine's length, fixed in the run's config
     data.update(data_options or {})
     model.update(model_options or {})
     data["seed"] = int(seed)

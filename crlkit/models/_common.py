@@ -102,12 +102,14 @@ class FitWhitening(Callback):
         whitening.fit(np.asarray(x.cpu() if torch.is_tensor(x) else x, dtype=np.float64))
 
 
-def method_callbacks(whiten: bool, lr_schedule: str, factor=cosine) -> list[Callback]:
+def method_callbacks(whiten: bool, lr_schedule: str, factor=cosine, *, steps: int = 0) -> list[Callback]:
     """The callbacks of an identifiable method: :class:`FitWhitening` when it whitens, and an
-    :class:`~crlkit.train.schedules.LRSchedule` with ``factor`` when ``lr_schedule`` is "cosine"."""
+    :class:`~crlkit.train.schedules.LRSchedule` with ``factor`` over ``steps`` (0: the run's
+    steps) when ``lr_schedule`` is "cosine"."""
+    check_at_least("lr_decay_steps", steps, 0, " (0: the run's steps)")
     out: list[Callback] = [FitWhitening()] if whiten else []
     if lr_schedule == "cosine":
-        out.append(LRSchedule(factor))
+        out.append(LRSchedule(factor, steps=steps or None))
     return out
 
 

@@ -92,6 +92,8 @@ class ContrastiveConfig:
     normalization: str = "none"   # output normalisation: "none", "sphere" or "box" (cl-ica)
     whiten: bool = True           # whiten x (statistics fitted on data) before encoding
     lr_schedule: str = "cosine"   # "cosine" (decay to 0 over the run) or "constant"
+    lr_decay_steps: int = 0       # length of the cosine in steps (0: the run's --steps); fixed, an extended
+                                  #   (--resume with more --steps) run keeps its schedule
 
 
 @register_model("contrastive")
@@ -126,7 +128,7 @@ class Contrastive(Method):
 
     def callbacks(self, train_config: Any) -> list:
         """Whitening fitted before step 1; the cosine learning-rate schedule."""
-        return method_callbacks(self.config.whiten, self.config.lr_schedule)
+        return method_callbacks(self.config.whiten, self.config.lr_schedule, steps=self.config.lr_decay_steps)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.normalize(self.encoder(self.whitening(x)))
@@ -156,6 +158,8 @@ class ContentStyleConfig:
     normalization: str = "none"   # output normalisation: "none", "sphere" or "box"
     whiten: bool = True           # whiten x (statistics fitted on data) before encoding
     lr_schedule: str = "cosine"   # "cosine" (decay to 0 over the run) or "constant"
+    lr_decay_steps: int = 0       # length of the cosine in steps (0: the run's --steps); fixed, an extended
+                                  #   (--resume with more --steps) run keeps its schedule
 
 
 @register_model("content_style")

@@ -36,6 +36,8 @@ class IFlowConfig:
     prior_mean: bool = False      # learn the prior mean as a function of u (else mean 0)
     whiten: bool = True           # whiten x (statistics fitted on data) before the flow
     lr_schedule: str = "cosine"   # "cosine" (decay to 0 over the run) or "constant"
+    lr_decay_steps: int = 0       # length of the cosine in steps (0: the run's --steps); fixed, an extended
+                                  #   (--resume with more --steps) run keeps its schedule
 
 
 class _InvertibleLinear(nn.Module):
@@ -136,7 +138,7 @@ class IFlow(Method):
 
     def callbacks(self, train_config: Any) -> list:
         """Whitening fitted before step 1; the cosine learning-rate schedule."""
-        return method_callbacks(self.config.whiten, self.config.lr_schedule)
+        return method_callbacks(self.config.whiten, self.config.lr_schedule, steps=self.config.lr_decay_steps)
 
     # -- the flow ---------------------------------------------------------------------------
     def _flow(self, xw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

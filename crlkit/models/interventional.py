@@ -93,6 +93,8 @@ class InterventionalConfig:
                                   #   cosine schedule, stage 1's cosine reaches 0 at refine_from and the
                                   #   refinement's starts again from this fraction
     lr_schedule: str = "cosine"   # "cosine" (decay to 0 over the run; two cosines with a refinement) or "constant"
+    lr_decay_steps: int = 0       # length of the cosine in steps (0: the run's --steps); fixed, an extended
+                                  #   (--resume with more --steps) run keeps its schedule
     recon_weight: float = 0.0     # weight of a reconstruction term: a decoder MLP maps the code back to the
                                   #   whitened x (squared error); keeps the code injective (0: off)
 
@@ -190,7 +192,8 @@ class Interventional(Method):
         """Whitening before step 1, and one cosine, or two when a refinement follows stage 1."""
         cfg = self.config
         refine = 0 if cfg.known_targets else int(cfg.refine_from)
-        return method_callbacks(cfg.whiten, cfg.lr_schedule, cosine_with_restart(refine, cfg.refine_lr))
+        return method_callbacks(cfg.whiten, cfg.lr_schedule, cosine_with_restart(refine, cfg.refine_lr),
+                                steps=cfg.lr_decay_steps)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(self.whitening(x))

@@ -81,6 +81,8 @@ class IVAEConfig:
                                   #   samples of q(z|x) per x (Burda et al. 2016); 1 = the ELBO
     whiten: bool | None = None    # preset: whiten x (fitted on a fixed sample before step 1)
     lr_schedule: str | None = None  # preset: "cosine" (decay to 0 over the run) or "constant"
+    lr_decay_steps: int = 0       # length of the cosine in steps (0: the run's --steps); fixed, an extended
+                                  #   (--resume with more --steps) run keeps its schedule
 
     def __post_init__(self):
         check_choice("preset", self.preset, tuple(IVAE_PRESETS))
@@ -154,7 +156,7 @@ class IVAE(Method):
 
     def callbacks(self, train_config: Any) -> list:
         """Whitening fitted before step 1; the cosine learning-rate schedule."""
-        return method_callbacks(self.config.whiten, self.config.lr_schedule)
+        return method_callbacks(self.config.whiten, self.config.lr_schedule, steps=self.config.lr_decay_steps)
 
     # -- the posterior q(z|x) and the prior p(z|u) ------------------------------------------
     def encode(self, x: torch.Tensor) -> torch.Tensor:

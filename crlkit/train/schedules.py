@@ -1,9 +1,9 @@
 """Learning-rate schedules as trainer callbacks, built on :class:`torch.optim.lr_scheduler.LambdaLR`.
 
 A schedule is a factor ``f(step, total_steps)`` of each optimizer's initial learning rate:
-update ``step`` (0-based) runs at ``initial_lr * f(step, total)``. The factor is a pure function
-of the step, so a resumed run needs no schedule state: :meth:`LRSchedule.on_fit_start` rebuilds
-the scheduler at the step the checkpoint reached.
+update ``step`` (0-based) runs at ``initial_lr * f(step, total)``, ``total`` a fixed length or the
+run's steps. The factor is a pure function of the step, so a resumed run needs no schedule state:
+:meth:`LRSchedule.on_fit_start` rebuilds the scheduler at the step the checkpoint reached.
 
 >>> from crlkit.train.schedules import LRSchedule, cosine
 >>> cb = LRSchedule(cosine)           # what Method.callbacks(train_config) returns
@@ -44,8 +44,8 @@ def cosine_with_restart(restart: int, scale: float) -> Callable[[int, int], floa
 
 
 class LRSchedule(Callback):
-    """Set every optimizer's learning rate to ``initial_lr * factor(step, trainer.total_steps)``
-    before update ``step``.
+    """Set every optimizer's learning rate to ``initial_lr * factor(step, total)`` before update
+    ``step``; ``total`` is ``steps``, or the run's ``trainer.total_steps`` when ``steps`` is None.
 
     ``initial_lr`` is kept in each parameter group (``torch.optim.lr_scheduler``'s convention),
     which the optimizer's checkpoint carries, so a resumed run starts from the same base rate.
@@ -53,12 +53,13 @@ class LRSchedule(Callback):
 
     key = "lr_schedule"
 
-    def __init__(self, factor: Callable[[int, int], float]):
+    def __init__(self, factor: Callable[[int, int], float], *, steps: int | None = None):
         self.factor = factor
+        self.steps = steps
         self.schedulers: list[torch.optim.lr_scheduler.LambdaLR] = []
 
     def on_fit_start(self, trainer) -> None:
-        total, done = int(trainer.total_steps), int(trainer.step)
+        total, done = int(self.steps or trainer.total_steps), int(trainer.step)
         self.schedulers = []
         for opt in trainer.optimizers.values():
             for group in opt.param_groups:

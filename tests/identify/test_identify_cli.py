@@ -146,7 +146,7 @@ def test_setting_validation():
     # interventional: 16,000 steps from 7 latents on (schedule and refinement follow), unless given
     assert make_setting("interventional", latents=6).steps == 8000
     s = make_setting("interventional", latents=7)
-    assert s.steps == 16000 and s.model["refine_from"] == 12000
+    assert s.steps == 16000 and s.model["lr_decay_steps"] == 16000 and s.model["refine_from"] == 12000
     assert make_setting("interventional", latents=8, steps=500).steps == 500
 
 
