@@ -131,6 +131,12 @@ class Method(nn.Module):
         """One Adam over all parameters (disentanglement_lib: lr 1e-4, betas (0.9, 0.999), eps 1e-8)."""
         return {"main": make_adam(self.parameters(), train_config)}
 
+    @staticmethod
+    def train_defaults(config: Any) -> dict[str, Any]:
+        """Training options (``lr``, ``batch_size``, ...) this method's config implies, applied
+        beneath the user's ``--set``; none by default (the trainer's TrainConfig)."""
+        return {}
+
     def callbacks(self, train_config: Any) -> list:
         """Trainer callbacks this method needs (``crlkit.train.callbacks.Callback``): a
         learning-rate schedule, data preparation before step 1, ...; none by default."""

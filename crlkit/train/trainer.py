@@ -420,7 +420,8 @@ def resolve_settings(model: str, overrides: dict[str, Any] | None = None):
               "sampler": _sampler_table(cls.batch_kind)}
     routed = route_overrides(dict(overrides or {}), tables)
     model_cfg = build_config(cls.Config, routed["model"], what=f"model {model!r}")
-    train_cfg = build_config(TrainConfig, routed["train"], what="training")
+    # the method's own training defaults (e.g. iVAE's preset: lr, batch size) under the user's
+    train_cfg = build_config(TrainConfig, {**cls.train_defaults(model_cfg), **routed["train"]}, what="training")
     sampler_opts = coerce_options(routed["sampler"], tables["sampler"])
     for key in ("batch_size", "checkpoint_every", "log_every"):
         if getattr(train_cfg, key) < 1:
