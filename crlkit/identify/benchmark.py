@@ -66,7 +66,8 @@ INTERVENTIONAL_LONG_STEPS = 16000
 def make_setting(method: str, *, latents: int | None = None, segments: int | None = None,
                  mixing_layers: int | None = None, steps: int | None = None, seed: int = 0,
                  conditional: str = "laplace", batch_size: int | None = None, lr: float | None = None,
-                 model_options: dict | None = None, data_options: dict | None = None) -> IdentifySetting:
+                 model_options: dict | None = None, data_options: dict | None = None,
+                 sampler_options: dict | None = None) -> IdentifySetting:
     """The paper setting of ``method``, with the given fields replaced.
 
     ============== ======= ======== ====== ===== ===== ======================================
@@ -156,6 +157,7 @@ def make_setting(method: str, *, latents: int | None = None, segments: int | Non
         model.update(hidden=128, depth=3, lr_decay_steps=int(s["steps"]), refine_from=max(1, 3 * int(s["steps"]) // 4),
                      recon_weight=1.0)
     data.update(data_options or {})
+    sampler.update(sampler_options or {})
     model.update(model_options or {})
     data["seed"] = int(seed)
     return IdentifySetting(method=method, latents=d, segments=m if kind == "segments" else 0,
@@ -338,7 +340,8 @@ def run_identify(method: str, *, out_dir, seed: int = 0, latents: int | None = N
                  device: str = "cpu", progress: bool | None = None, write: bool = True,
                  eval_samples: int = 5000, nonlinear_max_train: int = 1000,
                  threads: int | None = 1, restarts: int | None = None,
-                 graph_pairs: int | None = None) -> dict[str, Any]:
+                 graph_pairs: int | None = None, dataset: str = "synthetic",
+                 allow_mismatch: bool = False, sampler_options: dict | None = None) -> dict[str, Any]:
     """Train ``method`` on its setting (see :func:`make_setting`), score it, and write
     ``out_dir/results.json`` atomically.
 
@@ -373,18 +376,20 @@ def run_identify(method: str, *, out_dir, seed: int = 0, latents: int | None = N
                              batch_size=batch_size, lr=lr, model_options=model_options,
                              data_options=data_options, device=device, progress=progress, write=write,
                              eval_samples=eval_samples, nonlinear_max_train=nonlinear_max_train,
-                             restarts=restarts, graph_pairs=graph_pairs)
+                             restarts=restarts, graph_pairs=graph_pairs, dataset=dataset,
+                             allow_mismatch=allow_mismatch, sampler_options=sampler_options)
 
 
 def _run_identify(method, *, out_dir, seed, latents, segments, mixing_layers, steps, conditional, batch_size,
                   lr, model_options, data_options, device, progress, write, eval_samples,
-                  nonlinear_max_train, restarts=1, graph_pairs=None) -> dict[str, Any]:
+                  nonlinear_max_train, restarts=1, graph_pairs=None, dataset="synthetic",
+                  allow_mismatch=False, sampler_options=None) -> dict[str, Any]:
     from crlkit.data import make_dataset
     from crlkit.train import train
 
     setting = make_setting(method, latents=latents, segments=segments, mixing_layers=mixing_layers,
                            steps=steps, seed=seed, conditional=conditional, batch_size=batch_size, lr=lr,
-                           model_options=model_options, data_options=data_options)
+                           model_options=model_options, data_options=data_options, sampler_options=sampler_options)
     if eval_samples < 100:
         raise CrlkitError(f"eval_samples must be >= 100; got {eval_samples}")
     if graph_pairs is None:
@@ -394,8 +399,13 @@ def _run_identify(method, *, out_dir, seed, latents, segments, mixing_layers, st
     setting = dataclasses.replace(setting, eval_samples=int(eval_samples), graph_pairs=int(graph_pairs))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    ds = make_dataset("synthetic", **setting.data)  # the same dataset the trainer rebuilds by name
+    ds = make_dataset(dataset, **setting.data)  # the same dataset the trainer rebuilds by name
     overrides = train_overrides(setting)
+    from crlkit.contracts import enforce
+    from crlkit.train import resolve_settings
+
+    _, model_cfg, _, sampler_opts = resolve_settings(method, overrides)
+    contract = enforce(method, ds, model_config=model_cfg, sampler_options=sampler_opts, allow_mismatch=allow_mismatch)
     from crlkit.train import load_model
 
     restarts = int(restarts)
@@ -406,7 +416,7 @@ def _run_identify(method, *, out_dir, seed, latents, segments, mixing_layers, st
     runs = []
     for r in range(restarts):
         model_dir = out / ("model" if r == 0 else f"model_restart{r}")
-        summary_r = train(method, "synthetic", data_options=setting.data, steps=setting.steps, seed=seed + 1000 * r,
+        summary_r = train(method, dataset, data_options=setting.data, allow_mismatch=allow_mismatch, steps=setting.steps, seed=seed + 1000 * r,
                           out_dir=model_dir, overrides=overrides, device=device, progress=progress)
         model_r = load_model(model_dir, device=device)
         score = _selection_score(method, model_r, ds, setting, seed) if restarts > 1 else None
@@ -438,7 +448,7 @@ def _run_identify(method, *, out_dir, seed, latents, segments, mixing_layers, st
         "steps": setting.steps, "seed": seed, "conditional": conditional if SETTING_OF[method] == "pairs" else None,
         "train_seconds": train_seconds, "seconds": time.perf_counter() - t0,
         "final_loss": summary.get("final_loss"), "setting": jsonable(dataclasses.asdict(setting)),
-        "model_dir": best["model_dir"],
+        "model_dir": best["model_dir"], "dataset": dataset, "contract": contract,
     })
     if restarts > 1:
         criterion = RESTART_CRITERIA[method]

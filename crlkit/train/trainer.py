@@ -44,6 +44,7 @@ import numpy as np
 import torch
 
 from crlkit import __version__
+from crlkit.contracts import enforce
 from crlkit.config import build_config, coerce_options, config_fields, route_overrides, signature_fields
 from crlkit.data import GroundTruthData, dataset_from_options, make_dataset
 from crlkit.data.samplers import SAMPLERS, _load_all as _load_samplers, make_sampler
@@ -139,7 +140,8 @@ def _device_rng_devices(device: torch.device) -> list:
 # --------------------------------------------------------------------------------------------
 def train(model: str, dataset: str | GroundTruthData, *, steps: int, seed: int, out_dir: str | os.PathLike,
           overrides: dict[str, Any] | None = None, data_options: dict[str, Any] | None = None,
-          device: str = "cpu", resume: bool = False, progress: bool | None = None) -> dict:
+          device: str = "cpu", resume: bool = False, progress: bool | None = None,
+          allow_mismatch: bool = False) -> dict:
     """Train registered model ``model`` on ``dataset`` for ``steps`` updates.
 
     Parameters
@@ -163,6 +165,9 @@ def train(model: str, dataset: str | GroundTruthData, *, steps: int, seed: int, 
         Continue from ``out_dir/checkpoint.pt`` (its config must match).
     progress : bool or None
         Show a tqdm bar; ``None``: only when stderr is a terminal.
+    allow_mismatch : bool
+        Train even when the dataset breaks an assumption of the method's contract
+        (:func:`crlkit.contracts.enforce`); the mismatch is kept in config.json and summary.json.
 
     Returns
     -------
@@ -182,6 +187,7 @@ def train(model: str, dataset: str | GroundTruthData, *, steps: int, seed: int, 
         raise CrlkitError(f"unknown device {device!r}; valid choices: cpu, cuda")
     cls, model_cfg, train_cfg, sampler_opts = resolve_settings(model, overrides)
     ds, ds_name, ds_opts = _resolve_dataset(dataset, data_options)
+    contract = enforce(model, ds, model_config=model_cfg, sampler_options=sampler_opts, allow_mismatch=allow_mismatch)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     seeds = _seeds(seed)
@@ -192,6 +198,7 @@ def train(model: str, dataset: str | GroundTruthData, *, steps: int, seed: int, 
         "model_config": jsonable(model_cfg), "train_config": jsonable(train_cfg),
         "sampler_options": jsonable(sampler_opts), "overrides": jsonable(dict(overrides or {})),
         "device": str(dev), "crlkit_version": __version__, "torch_version": torch.__version__,
+        "contract": contract,
     }
     ckpt_path = out / "checkpoint.pt"
     state = None
@@ -309,7 +316,7 @@ def train(model: str, dataset: str | GroundTruthData, *, steps: int, seed: int, 
         "images_per_second": (images / seconds) if seconds > 0 and images else 0.0,
         "seconds": seconds, "resumed_from": start, "device": str(dev),
         "batch_size": train_cfg.batch_size, "machine": f"{platform.machine()} {os.cpu_count()} cpus",
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": torch.get_num_threads(), "contract": contract,
     }
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
