@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "crlkit.commands.impossibility",  # impossibility
     "crlkit.commands.identify",   # identify
     "crlkit.commands.demo",       # demo
+    "crlkit.commands.methods",    # methods (assumption contracts)
 )
 
 

@@ -68,6 +68,12 @@ def register(sub) -> None:
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads while training (default 1: small MLPs run fastest single-threaded)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--allow-mismatch", action="store_true",
+                   help="run even when the data breaks an assumption of the method's contract (see `crlkit methods`); "
+                        "results.json then carries the mismatch")
+    p.add_argument("--misspecify", action="store_true",
+                   help="run each identifiable method (or --method) with its assumptions met and with each broken in "
+                        "turn; writes OUT/misspecify.{csv,md,png} (--steps sets every method's steps)")
     p.add_argument("--out", default="runs/identify", help="output directory (default runs/identify)")
     p.set_defaults(func=run)
 
@@ -77,6 +83,10 @@ def run(args) -> int:
     from crlkit.registry import unknown_choice
 
     out = Path(args.out)
+    if args.misspecify:
+        from crlkit.identify.misspecify import misspecify_command
+
+        return misspecify_command(args, out)
     if args.compare:
         if args.method:
             raise CrlkitError("give either --method NAME or --compare, not both")
@@ -143,7 +153,10 @@ def run(args) -> int:
                        mixing_layers=args.mixing_layers, steps=args.steps, conditional=args.conditional,
                        batch_size=args.batch_size, lr=args.lr, device=args.device, eval_samples=args.eval_samples,
                        threads=args.threads, restarts=args.restarts, data_options=data_options,
-                       model_options=model_options, graph_pairs=args.graph_pairs)
+                       model_options=model_options, graph_pairs=args.graph_pairs, allow_mismatch=args.allow_mismatch)
+    from crlkit.contracts import contract_line
+
+    print(contract_line(res["contract"]))
     keys = ["mcc", "baseline_mcc", "r2_linear", "r2_nonlinear", "r2_content", "r2_style", "shd", "target_accuracy",
             "change_share", "target_balance", "train_seconds"]
     print(json.dumps({k: (round(res[k], 4) if isinstance(res[k], float) else res[k]) for k in keys if k in res}))

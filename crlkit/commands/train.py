@@ -40,6 +40,9 @@ def register(sub) -> None:
                    help="dataset option (repeatable), e.g. --data-set path=dsprites.npz")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt to --steps in total")
+    p.add_argument("--allow-mismatch", action="store_true",
+                   help="train even when the dataset breaks an assumption of the method's contract (see `crlkit "
+                        "methods`); the mismatch is kept in summary.json")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: torch's; 1 is often fastest for these small models)")
@@ -65,6 +68,7 @@ def _model_names() -> str:
 
 def run_train(args) -> int:
     from crlkit.config import parse_assignments
+    from crlkit.contracts import preview
     from crlkit.models import get_model_class
     from crlkit.train import train
 
@@ -75,9 +79,11 @@ def run_train(args) -> int:
     get_model_class(args.model)  # unknown names fail first, with the list of models
     overrides = parse_assignments(args.overrides, flag="--set")
     data_options = parse_assignments(args.data_options, flag="--data-set")
+    print(preview(args.model, args.dataset, data_options=data_options, overrides=overrides,
+                  allow_mismatch=args.allow_mismatch))
     summary = train(args.model, args.dataset, steps=args.steps, seed=args.seed, out_dir=args.out,
                     overrides=overrides, data_options=data_options, device=args.device, resume=args.resume,
-                    progress=False if args.no_progress else None)
+                    progress=False if args.no_progress else None, allow_mismatch=args.allow_mismatch)
     terms = ", ".join(f"{k} {v:.4g}" for k, v in summary["terms"].items())
     print(f"{args.model} on {summary['dataset']}: {summary['steps']} steps, loss {summary['final_loss']:.4g} "
           f"({terms}); {summary['images_per_second']:.0f} images/s; wrote {args.out}")

@@ -145,6 +145,29 @@ def enforce(method: str, dataset, *, model_config: Any = None, sampler_options: 
     return out
 
 
+def contract_line(d: dict[str, Any]) -> str:
+    """One line from a check's dict (as :func:`enforce` returns and results carry)."""
+    head = f"contract: {d['method']} on {d['dataset']}: "
+    if d.get("mismatches"):
+        m = d["mismatches"][0]
+        return head + f"MISMATCH (run with --allow-mismatch): {m['requirement']}: {m['reason']}; guarantee: none"
+    extra = f"; unverified: {d['unverified'][0]['reason']}" if d.get("unverified") else ""
+    return head + f"guarantee: {d['guarantee']} ({d['theorem']}){extra}"
+
+
+def preview(model: str, dataset: str, *, data_options: dict | None = None, overrides: dict | None = None,
+            allow_mismatch: bool = False) -> str:
+    """:func:`enforce` for a model and a dataset given by name and options, as the trainer will
+    see them, before any training; returns :func:`contract_line` (raises as ``enforce``)."""
+    from crlkit.data import dataset_from_options
+    from crlkit.train import resolve_settings
+
+    _, model_cfg, _, sampler_opts = resolve_settings(model, overrides)
+    ds, _ = dataset_from_options(str(dataset), data_options)
+    return contract_line(enforce(model, ds, model_config=model_cfg, sampler_options=sampler_opts,
+                                 allow_mismatch=allow_mismatch))
+
+
 def method_table_rows() -> list[dict[str, Any]]:
     """:func:`contract_rows`, for every registered model (a model without a declared contract is
     listed with ``guarantee`` "undeclared")."""
@@ -161,5 +184,5 @@ def describe_dataset(ds) -> str:
 
 
 __all__ = ["ContractCheck", "Context", "DATASET_CONTRACTS", "DataContract", "METHOD_CONTRACTS", "MIXING_CLASSES",
-           "MethodContract", "Requirement", "check", "contract_rows", "dataset_contract", "describe_dataset",
-           "enforce", "format_contract", "method_contract", "method_table_rows", "synthetic_contract"]
+           "MethodContract", "Requirement", "check", "contract_line", "contract_rows", "dataset_contract", "describe_dataset",
+           "enforce", "format_contract", "method_contract", "method_table_rows", "preview", "synthetic_contract"]

@@ -56,7 +56,8 @@ class MethodContract:
 # --------------------------------------------------------------------------------------------
 def _structure(kind: str, what: str) -> Requirement:
     return Requirement(f"{what} (batch kind {kind!r})",
-                       lambda c: None if kind in c.data.structures else f"the dataset offers no {what}",
+                       lambda c: None if kind in c.data.structures else
+                       f"the dataset cannot draw {what} (it offers {', '.join(c.data.structures)})",
                        structural=True)
 
 
@@ -195,13 +196,13 @@ METHOD_CONTRACTS: dict[str, MethodContract] = {
     "ada_gvae": _weak("ada_gvae"),
     "ada_mlvae": _weak("ada_mlvae"),
     "ivae": MethodContract(
-        "ivae", (_VECTOR, _structure("segment", "an auxiliary variable (segments)"), _SEGMENTS, _COND_INDEPENDENT,
+        "ivae", (_VECTOR, _structure("segment", "auxiliary variable (segments)"), _SEGMENTS, _COND_INDEPENDENT,
                  _INJECTIVE, _NOISE_FREE),
         "identifiable up to permutation and element-wise maps (Gaussian sources whose variances vary with u)",
         "Khemakhem et al. 2020, Theorems 1-3",
         "Khemakhem et al., Variational Autoencoders and Nonlinear ICA: A Unifying Framework, AISTATS 2020"),
     "iflow": MethodContract(
-        "iflow", (_VECTOR, _SQUARE, _structure("segment", "an auxiliary variable (segments)"), _SEGMENTS,
+        "iflow", (_VECTOR, _SQUARE, _structure("segment", "auxiliary variable (segments)"), _SEGMENTS,
                   _COND_INDEPENDENT, _INJECTIVE, _NOISE_FREE),
         "identifiable up to permutation and element-wise maps",
         "Li et al. 2020, Theorem 1 (with Khemakhem et al. 2020, Theorem 1)",

@@ -230,3 +230,16 @@ def plot_misspecify(summary: list[dict[str, Any]], path: Path) -> None:
     fig.tight_layout()
     save_figure(fig, path)
     plt.close(fig)
+
+
+def misspecify_command(args, out: Path) -> int:
+    """``crlkit identify --misspecify``: run the table (``--method`` for one method, ``--steps``
+    for every method's steps, ``--seed`` the first of 3 seeds), print it, write the files."""
+    methods = [args.method] if args.method else None
+    steps = None if args.steps is None else {m: int(args.steps) for m in BREAKS}
+    run_misspecify(out, methods=methods, seeds=(args.seed, args.seed + 1, args.seed + 2), steps=steps,
+                   batch_size=args.batch_size, latents=args.latents, mixing_layers=args.mixing_layers,
+                   eval_samples=min(args.eval_samples, 2000), threads=args.threads or 1, log=print)
+    print((out / "misspecify.md").read_text())
+    print(f"wrote {out / 'misspecify.csv'}, {out / 'misspecify.md'}, {out / 'misspecify.png'}")
+    return 0
