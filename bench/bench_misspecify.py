@@ -4,7 +4,7 @@ break of its contract (crlkit.identify.misspecify), 3 seeds, CPU-sized.
     python bench/bench_misspecify.py --out runs/bench_misspecify --threads 1
 
 CPU size (bench/RESULTS_identify.md, "Assumption contracts"): n = 5 latents for every method,
-2-layer leaky-ReLU mixing, steps per method below, 2,000 held-out samples; the GPU-sized
+2-layer leaky-ReLU mixing, batch 128, the steps per method below, 1,000 held-out samples; the GPU-sized
 version is the same command with --full (each method's paper setting and steps).
 """
 
@@ -17,15 +17,16 @@ import torch
 
 from crlkit.identify.misspecify import BREAKS, run_misspecify
 
-CPU_STEPS = {"ivae": 600, "iflow": 600, "contrastive": 600, "content_style": 600, "interventional": 800}
-CPU_BATCH = 256
+CPU_STEPS = {"interventional": 400, "iflow": 400, "content_style": 300, "contrastive": 300, "ivae": 300}
+CPU_BATCH = 128
+CPU_EVAL = 1000
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="runs/bench_misspecify", help="output directory")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (default 0 1 2)")
-    p.add_argument("--methods", nargs="+", default=list(BREAKS), help="methods (default: all identifiable)")
+    p.add_argument("--methods", nargs="+", default=list(CPU_STEPS), help="methods (default: all identifiable)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--full", action="store_true", help="each method's paper setting and steps (GPU-sized)")
     args = p.parse_args()
@@ -36,7 +37,8 @@ def main() -> None:
                               eval_samples=5000, nonlinear_max_train=1000)
     else:
         rows = run_misspecify(args.out, methods=args.methods, seeds=args.seeds, threads=args.threads, log=print,
-                              steps=CPU_STEPS, batch_size=CPU_BATCH, latents=5, mixing_layers=2)
+                              steps=CPU_STEPS, batch_size=CPU_BATCH, latents=5, mixing_layers=2,
+                              eval_samples=CPU_EVAL, nonlinear_max_train=200)
     print(f"{len(rows)} runs in {time.perf_counter() - t0:.0f} s; wrote {args.out}/misspecify.{{csv,md,png}}")
 
 

@@ -154,7 +154,9 @@ class ChamberMixing(Mixing):
                                      **self.sim.parameters())
             return np.stack(out, axis=1)
         params = {**self.sim.parameters(), "center_x": 0.0, "center_y": 0.0, "radius": 10.0, "image_size": 1}
-        return self.sim._simulate(**inputs, **params)[:, 0, 0, :]  # a covering hexagon: the clipped colour
+        with warnings.catch_warnings():  # the package's np.cross on 2-d vectors (deprecated in NumPy 2)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return self.sim._simulate(**inputs, **params)[:, 0, 0, :]  # a covering hexagon: the clipped colour
 
     def forward(self, z: np.ndarray) -> np.ndarray:
         return (self._raw(np.asarray(z, dtype=np.float64)) - self.mean) / self.std
@@ -194,7 +196,8 @@ class ChamberData(SyntheticData):
         if z.ndim != 2 or z.shape[1] != self.num_factors:
             raise CrlkitError(f"factors must have shape (n, {self.num_factors}) for {self.name}; got {z.shape}")
         color = self.mixing(z).astype(np.float32)                           # (n, 3)
-        images = color[:, :, None, None] * self.mask[None, None, :, :]     # (n, 3, S, S), HWC -> CHW
+        images = np.empty((len(z), 3, self.image_size, self.image_size), dtype=np.float32)  # (n, 3, S, S)
+        np.multiply(color[:, :, None, None], self.mask[None, None, :, :], out=images)
         return torch.as_tensor(images, device=device) if device is not None else images
 
 

@@ -1,7 +1,8 @@
 """Your own simulator as a crlkit dataset: any function from factors to observations.
 
 :func:`register_simulator` registers a function ``f(z, *, seed) -> x`` (NumPy ``(n, d)`` in,
-``(n, D)`` out) as a dataset: latents from the same latent causal model as ``synthetic``
+``(n, D)`` out; it may also name any of ``synthetic``'s options, e.g. ``mixing_layers``, to
+receive their values) as a dataset: latents from the same latent causal model as ``synthetic``
 (graph, mechanisms, noise, segments: all of ``synthetic``'s options), then ``x = f(z)``. It is a
 :class:`~crlkit.data.synthetic.SyntheticData`, so every sampler (segments, positive pairs,
 views, interventions) and every command accepts it; its contract is read off the SCM, with the
@@ -93,9 +94,10 @@ def register_simulator(name: str, *, mixing: str = "unknown", mixing_note: str =
             ds = make_synthetic(**{**options, "mixing": "identity", "observed_dim": None})
             d = ds.num_factors
             out = d if observed_dim is None else (observed_dim(d) if callable(observed_dim) else int(observed_dim))
-            seed = int(options.get("seed", 0))
-            ds.mixing = FunctionMixing(functools.partial(fn, seed=seed), d, out, mixing_class=mixing,
-                                       mixing_note=mixing_note)
+            # the function gets ``seed`` and whichever of the dataset's options it names
+            named = {k: v for k, v in options.items() if k in inspect.signature(fn).parameters and k != "seed"}
+            ds.mixing = FunctionMixing(functools.partial(fn, seed=int(options.get("seed", 0)), **named), d, out,
+                                       mixing_class=mixing, mixing_note=mixing_note)
             ds.observation_shape = (out,)
             ds.name = name
             ds.options = {**ds.options, "mixing": name}
@@ -111,18 +113,20 @@ def register_simulator(name: str, *, mixing: str = "unknown", mixing_note: str =
 
 
 @functools.lru_cache(maxsize=16)
-def _mlp(d: int, seed: int):
+def _mlp(d: int, seed: int, layers: int, slope: float):
+    from crlkit.data.synthetic import _sub_seed
     from crlkit.mixing import InvertibleMLP
 
-    return InvertibleMLP(d, n_layers=3, slope=0.2, seed=int(np.random.SeedSequence([seed, 1]).generate_state(1)[0]))
+    return InvertibleMLP(d, n_layers=layers, slope=slope, seed=_sub_seed(seed, 1))
 
 
 @register_simulator("synthetic_folded", mixing="not_injective",
                     mixing_note="the first latent enters only through |z0|, so z and its mirror image in z0 "
                                 "give the same x")
-def folded(z: np.ndarray, *, seed: int) -> np.ndarray:
-    """x = g(|z0|, z1, ..., z{d-1}) with g the 3-layer invertible leaky-ReLU MLP of ``synthetic``'s
-    recipe: a mixing that is injective except for the sign of z0."""
+def folded(z: np.ndarray, *, seed: int, mixing_layers: int = 3, slope: float = 0.2) -> np.ndarray:
+    """x = g(|z0|, z1, ..., z{d-1}) with g the invertible leaky-ReLU MLP that ``synthetic`` builds
+    from the same ``seed``, ``mixing_layers`` and ``slope``: the same mixing, except that the sign
+    of z0 is lost."""
     h = z.copy()
     h[:, 0] = np.abs(h[:, 0])
-    return _mlp(z.shape[1], seed)(h)
+    return _mlp(z.shape[1], int(seed), int(mixing_layers), float(slope))(h)
