@@ -92,8 +92,9 @@ def show_dataset(ds, out: Path, *, n: int = 64, seed: int = 0, steps: int = TRAV
     if _is_image(ds):
         save_sample_grid(x, out / "samples.png")
         written["samples"] = out / "samples.png"
-        save_traversals(ds, out / "traversals.png", rng=rng, steps=steps)
-        written["traversals"] = out / "traversals.png"
+        if ds.factor_sizes is not None:  # image worlds over continuous latents (chamber_f*) have no factor grid
+            save_traversals(ds, out / "traversals.png", rng=rng, steps=steps)
+            written["traversals"] = out / "traversals.png"
     else:
         save_scatter_matrix(factors, x, out / "samples.png", title=_title(ds))
         written["samples"] = out / "samples.png"
