@@ -102,8 +102,13 @@ def check(method: str, dataset, *, model_config: Any = None, sampler_options: di
     """
     from crlkit.models import get_model_class
 
+    cls = get_model_class(method)  # unknown names raise, listing the registered ones
+    name = getattr(dataset, "name", "") or type(dataset).__name__
+    if method not in METHOD_CONTRACTS:  # registered without a declared contract: nothing to check
+        return ContractCheck(method=method, dataset=name, admitted=True, refused=(), mismatches=(),
+                             unverified=(("a declared contract", f"{method} has no row in METHOD_CONTRACTS"),),
+                             guarantee="undeclared", theorem="", paper="")
     mc = method_contract(method)
-    cls = get_model_class(method)
     if model_config is None:
         model_config = cls.Config() if cls.Config is not None else {}
     model = dataclasses.asdict(model_config) if dataclasses.is_dataclass(model_config) else dict(model_config)
@@ -125,7 +130,6 @@ def check(method: str, dataset, *, model_config: Any = None, sampler_options: di
         guarantee = f"none: {mismatches[0][0]} is not met ({mismatches[0][1]})"
     else:
         guarantee = mc.guarantee_for(ctx)
-    name = getattr(dataset, "name", "") or type(dataset).__name__
     return ContractCheck(method=method, dataset=name, admitted=not refused, refused=tuple(refused),
                          mismatches=tuple(mismatches), unverified=tuple(unverified), guarantee=guarantee, theorem=mc.theorem, paper=mc.paper)
 

@@ -96,7 +96,7 @@ _COND_INDEPENDENT = Requirement("latents independent given the auxiliary variabl
 
 
 def _enough_segments(c: Context) -> str | None:
-    n = int(c.model.get("num_latents") or c.data.latents)
+    n = int(c.data.latents)  # the theorem's n: the dimension of the true latents
     need = 2 * n + 1
     return None if c.data.segments >= need else f"u takes {c.data.segments} values, fewer than 2n + 1 = {need}"
 

@@ -21,7 +21,8 @@ chamber_f3         ``simulators.lt.ModelF3``                   camera image, per
 The latents are the five inputs ``red, green, blue`` (LED brightness, 0-255) and ``pol_1,
 pol_2`` (polarizer angles, -180..180 degrees). The published graph has no edge among them (they
 are actuators set independently), so the latent model is five independent uniforms; with
-``segments`` their scales vary by segment, as in ``synthetic``. The simulators' parameters are
+``segments`` their scales vary by segment, as in ``synthetic`` (inputs may then leave their
+physical ranges: the simulators extrapolate, and image colours clip). The simulators' parameters are
 the calibrated values of the package's tutorials; the sensors' other inputs are fixed there too.
 
 What the contracts say (``crlkit data list``):
