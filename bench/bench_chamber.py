@@ -69,6 +69,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=1500, help="training steps per method run (default 1500)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="seeds (default 0 1)")
     p.add_argument("--skip-methods", action="store_true", help="measure rendering speed only")
+    p.add_argument("--methods", nargs="+", default=list(RUNS), help=f"methods (default: {' '.join(RUNS)})")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -80,10 +81,11 @@ def main() -> None:
         print(f"{k}: {v:,.0f} samples/s")
     rows = []
     if not args.skip_methods:
-        for method in RUNS:
+        for method in args.methods:
             for seed in args.seeds:
                 rows.append(method_on_sensors(method, seed, args.steps, out))
                 print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in rows[-1].items()}))
+                (out / "chamber.json").write_text(json.dumps({"samples_per_second": speed, "methods": rows}, indent=2))
     (out / "chamber.json").write_text(json.dumps({"samples_per_second": speed, "methods": rows}, indent=2) + "\n")
     print(f"wrote {out / 'chamber.json'}")
 
