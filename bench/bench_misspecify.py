@@ -24,6 +24,7 @@ CPU_EVAL = 1000
 
 def combine(dirs: list[str], out: str) -> None:
     import csv
+    import json
     from pathlib import Path
 
     from crlkit.identify.misspecify import write_outputs
@@ -35,6 +36,10 @@ def combine(dirs: list[str], out: str) -> None:
                 for k in ("mcc", "baseline_mcc", "mcc_minus_baseline", "train_seconds"):
                     r[k] = float(r[k])
                 r["seed"] = int(r["seed"])
+                res = Path(d) / "runs" / f"{r['method']}_{r['break']}_s{r['seed']}" / "results.json"
+                full = json.loads(res.read_text()) if res.exists() else {}
+                r["r2_content"] = float(full.get("r2_content", r.get("r2_content") or "nan"))
+                r["r2_style"] = float(full.get("r2_style", r.get("r2_style") or "nan"))
                 rows.setdefault((r["method"], r["break"], r["seed"]), r)
     order = list(CPU_STEPS)
     merged = sorted(rows.values(), key=lambda r: (order.index(r["method"]) if r["method"] in order else 99,
