@@ -50,7 +50,7 @@ def method_on_sensors(method: str, seed: int, steps: int, out: Path) -> dict:
     run_dir = out / f"{method}_s{seed}"
     summary = train(method, "chamber_sensors", data_options={**data_options, "seed": seed}, steps=steps, seed=seed,
                     out_dir=run_dir, overrides={**overrides, "checkpoint_every": steps, "log_every": 50},
-                    progress=False)
+                    progress=False, allow_mismatch=True)
     model = load_model(run_dir)
     ds = make_dataset("chamber_sensors", **data_options, seed=seed)
     z, x = ds.sample(2000, np.random.default_rng(10_000 + seed))
@@ -59,6 +59,7 @@ def method_on_sensors(method: str, seed: int, steps: int, out: Path) -> dict:
     scores = evaluate_representation(np.asarray(z, float), z_hat, seed=seed, nonlinear_max_train=300)
     return {"method": method, "seed": seed, "steps": steps, "mcc": scores["mcc"], "baseline_mcc": scores["baseline_mcc"],
             "r2_linear": scores["r2_linear"], "guarantee": summary["contract"]["guarantee"],
+            "mismatch": [m["requirement"] for m in summary["contract"]["mismatches"]],
             "train_seconds": summary["seconds"]}
 
 

@@ -101,6 +101,10 @@ def _enough_segments(c: Context) -> str | None:
     return None if c.data.segments >= need else f"u takes {c.data.segments} values, fewer than 2n + 1 = {need}"
 
 
+_GAUSSIAN_SOURCES = Requirement(
+    "Gaussian sources given u (the exponential family the prior models)",
+    lambda c: None if c.data.latent_noise == "gaussian" else
+    f"the sources are {c.data.latent_noise or 'of unknown law'}, not Gaussian given u")
 _SEGMENTS = Requirement("an auxiliary variable u with >= 2n + 1 values (n latents)", _enough_segments)
 _SQUARE = Requirement(
     "as many observed dimensions as latents (a flow is a bijection)",
@@ -197,13 +201,13 @@ METHOD_CONTRACTS: dict[str, MethodContract] = {
     "ada_mlvae": _weak("ada_mlvae"),
     "ivae": MethodContract(
         "ivae", (_VECTOR, _structure("segment", "auxiliary variable (segments)"), _SEGMENTS, _COND_INDEPENDENT,
-                 _INJECTIVE, _NOISE_FREE),
+                 _GAUSSIAN_SOURCES, _INJECTIVE, _NOISE_FREE),
         "identifiable up to permutation and element-wise maps (Gaussian sources whose variances vary with u)",
         "Khemakhem et al. 2020, Theorems 1-3",
         "Khemakhem et al., Variational Autoencoders and Nonlinear ICA: A Unifying Framework, AISTATS 2020"),
     "iflow": MethodContract(
         "iflow", (_VECTOR, _SQUARE, _structure("segment", "auxiliary variable (segments)"), _SEGMENTS,
-                  _COND_INDEPENDENT, _INJECTIVE, _NOISE_FREE),
+                  _COND_INDEPENDENT, _GAUSSIAN_SOURCES, _INJECTIVE, _NOISE_FREE),
         "identifiable up to permutation and element-wise maps",
         "Li et al. 2020, Theorem 1 (with Khemakhem et al. 2020, Theorem 1)",
         "Li et al., Identifying through Flows for Recovering Latent Representations, ICLR 2020"),
