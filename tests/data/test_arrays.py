@@ -55,7 +55,7 @@ def test_arrays_errors_name_the_field(tmp_path):
 def test_train_command_accepts_arrays_and_refuses_with_one_line(world, tmp_path, capsys):
     path, _, _ = world
     rc = main(["train", "--model", "vae", "--dataset", "arrays", "--data-set", f"path={path}", "--steps", "2",
-               "--out", str(tmp_path / "run"), "--set", "batch_size=8", "--set", "num_latents=3", "--no-progress"])
+               "--out", str(tmp_path / "run"), "--set", "batch_size=8", "--set", "num_latents=3"])
     out = capsys.readouterr().out
     assert rc == 0 and "guarantee: none" in out
     rc = main(["train", "--model", "ivae", "--dataset", "arrays", "--data-set", f"path={path}", "--steps", "2",
