@@ -9,7 +9,8 @@ from crlkit.contracts import check, dataset_contract
 from crlkit.data import list_datasets, make_dataset
 from crlkit.data.chamber import INPUTS, chamber_available, published_graph, simulator, to_inputs
 
-pytestmark = pytest.mark.skipif(not chamber_available(), reason="needs the optional causalchamber package")
+pytestmark = [pytest.mark.skipif(not chamber_available(), reason="needs the optional causalchamber package"),
+              pytest.mark.filterwarnings("ignore::DeprecationWarning")]  # the package's np.cross on 2-d vectors
 
 
 def test_chamber_datasets_are_registered():
