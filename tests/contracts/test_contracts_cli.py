@@ -32,7 +32,7 @@ def test_data_list_shows_contracts(capsys):
 
 def test_identify_stops_with_one_line_and_runs_with_allow_mismatch(tmp_path, capsys):
     args = ["identify", "--method", "ivae", "--latents", "2", "--segments", "3", "--mixing-layers", "1",
-            "--steps", "3", "--eval-samples", "200", "--out", str(tmp_path / "r")]
+            "--steps", "3", "--set", "eval_samples=200", "--out", str(tmp_path / "r")]
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "2n + 1 = 5" in err and "--allow-mismatch" in err

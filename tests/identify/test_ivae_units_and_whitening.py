@@ -111,8 +111,8 @@ def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path, monkeypatch, method
                 raise KeyboardInterrupt  # as a killed process: the checkpoint of step 3 is on disk
 
     if method == "ivae":
-        data = dict(latents=2, segments=3, mixing="mlp", mixing_layers=2, seed=0)
-        over = dict(num_latents=2, aux_dim=3, hidden=8, importance_samples=2, batch_size=16, lr=1e-2,
+        data = dict(latents=2, segments=5, mixing="mlp", mixing_layers=2, seed=0)
+        over = dict(num_latents=2, aux_dim=5, hidden=8, importance_samples=2, batch_size=16, lr=1e-2,
                     checkpoint_every=3, log_every=1)
     else:
         data = dict(latents=3, graph="chain", mechanism="linear", standardize=True, mixing="linear", seed=0)

@@ -55,7 +55,8 @@ def _same(a: dict, b: dict) -> None:
 @pytest.mark.parametrize("name", list_models())
 def test_model_contract(tmp_path, name):
     data, data_options, overrides = case(name)
-    run = dict(seed=3, overrides=overrides, data_options=data_options, progress=False, threads=1)
+    run = dict(seed=3, overrides=overrides, data_options=data_options, progress=False, threads=1,
+               allow_mismatch=True)  # tiny settings (few segments) for speed: the mechanics, not the guarantee
     full = train(name, data, steps=STEPS, out_dir=tmp_path / "full", **run)
     assert np.isfinite(full["final_loss"]) and full["steps"] == STEPS
     train(name, data, steps=PART, out_dir=tmp_path / "part", **run)
