@@ -201,7 +201,7 @@ def section_fail(ctx) -> str:
                           "change; the answer did.", pixels=True)
     table_rows = [{"method": r["method"], **{labels[k]: r[k] for k in keys},
                    "worst-group / mean-group": f"{r['worst_group_accuracy']:.2f} / {r['mean_group_accuracy']:.2f}",
-                   "seconds": r["seconds"], "labels used": r["uses"]} for r in results]
+                   "seconds": int(round(r["seconds"])), "labels used": r["uses"]} for r in results]
     bench = _shortcut_bench_json(ctx)
     full = (f"<h3>Full results</h3><p>From <code>{html.escape(os.path.relpath(bench))}</code>:</p>"
             + _bench_table(bench)) if bench else (
@@ -262,12 +262,12 @@ def section_causal(ctx) -> str:
             uses = ""
         rows.append({"method": m, "labels it sees": uses, "what it uses of the graph": needs.get(m, "")})
     return (
-        '<div class="row">' + _fig(ctx, g, "cows_camels: a hidden place puts cows on grass and camels on sand; "
-                                            "the environment sets how strongly (dashed: through the hidden node).")
-        + "<p style='max-width:400px'>Both the animal's shape and the background reach the image, and the hidden "
-          "place makes the background predict the label. A classifier that sees only images and labels finds "
-          "the background as useful as the shape. Every fix brings in information about the graph: which group "
-          "an image belongs to, which environment it came from, or what happens under an intervention.</p></div>"
+        "<p>Both the animal's shape and the background reach the image, and the hidden place makes the "
+        "background predict the label. A classifier that sees only images and labels finds the background as "
+        "useful as the shape. Every fix brings in information about the graph: which group an image belongs "
+        "to, which environment it came from, or what happens under an intervention.</p>"
+        + _fig(ctx, g, "cows_camels: a hidden place puts cows on grass and camels on sand; the environment sets "
+                       "how strongly (dashed: through the hidden node).")
         + table_html(rows)
     )
 
@@ -592,13 +592,14 @@ def section_crl(ctx) -> str:
     fig = plots.mcc_against_chance(table, ctx.path("crl", "mcc.png"))
     methods = [{"method": m, "needs": n, "assumes": a} for m, (n, a) in ASSUMES.items()]
     shown = [{"run": r["label"], "MCC": r["mcc"], "chance (random rotation)": r["baseline_mcc"],
-              "latents": r["latents"], "steps": r["steps"], "seconds": r["seconds"]} for r in table]
+              "latents": r["latents"], "steps": r["steps"], "seconds": int(round(r["seconds"]))} for r in table]
     return (
         "<h3>The methods and what each assumes</h3>" + table_html(methods)
         + f"<h3>MCC against chance</h3><p>Trained now at reduced size (seed {ctx.seed}). MCC is the mean "
           "absolute correlation of matched true and learned latents; chance is the MCC of a random rotation of "
           "the true latents, an entangled solution with the same distribution.</p>"
-        + _fig(ctx, fig, "Green bars beat the chance tick; vermillion bars do not.")
+        + _fig(ctx, fig, "MCC is 1 when the latents are recovered up to permutation and scaling. Green bars beat "
+                         "the chance tick; vermillion bars do not.")
         + table_html(shown)
         + command_html("crlkit identify --compare --out runs/identify   # the full comparison")
     )

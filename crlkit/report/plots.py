@@ -180,7 +180,7 @@ def mcc_against_chance(rows: Sequence[dict], path, *, title: str = "") -> Path:
                label="chance: MCC of a random rotation")
     ax.set_yticks(ys, [str(r["label"]) for r in rows])
     ax.set_xlim(0, 1.0)
-    ax.set_xlabel("mean correlation coefficient, MCC (1 = identified up to permutation and scaling)")
+    ax.set_xlabel("MCC, mean correlation coefficient (held out)")
     if title:
         ax.set_title(title)
     ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0 if not title else 1.12), ncol=2, frameon=False)
@@ -237,7 +237,8 @@ def impossibility_figure(z: np.ndarray, z_rot: np.ndarray, path, *, mcc: tuple[f
     ax[2].set_xlabel("value")
     ax[2].set_ylabel("density")
     ax[2].set_title("same marginals")
-    ax[2].legend(loc="lower center", frameon=False)
+    ax[2].set_ylim(0, ax[2].get_ylim()[1] * 1.45)  # room for the legend above the bars
+    ax[2].legend(loc="upper center", frameon=False)
     names = ["true", "entangled", "chance"]
     ax[3].bar(names, mcc, color=[style.GOOD, style.BAD, style.NEUTRAL])
     ax[3].set_ylim(0, 1.05)
