@@ -55,7 +55,7 @@ FULL = DemoSizes(shortcut_train=2000, shortcut_test=500, shortcut_steps=400,
                  shortcut_methods=("erm", "groupdro", "jtt"), vae_steps=250, vae_max_steps=650, vae_batch=64,
                  eval_train=1000, eval_test=500, impossibility_samples=3000,
                  impossibility_settings=((2, "uniform"), (5, "laplace"), (10, "gaussian")),
-                 identify_steps=(1500, 1500, 1000), identify_eval=2000, gallery_samples=32, traversal_steps=8)
+                 identify_steps=(1000, 1000, 800), identify_eval=2000, gallery_samples=32, traversal_steps=8)
 QUICK = DemoSizes(shortcut_train=300, shortcut_test=100, shortcut_steps=30,
                   shortcut_methods=("erm", "groupdro"), vae_steps=20, vae_max_steps=20, vae_batch=16,
                   eval_train=200, eval_test=100, impossibility_samples=800,
@@ -416,10 +416,6 @@ def section_disentangle(ctx) -> str:
     s = ctx.sizes
     zoo = table_html(model_zoo())
     run_dir = ctx.out / "runs" / "beta_vae"
-    if run_dir.exists():  # the demo's own run from an earlier build: start afresh
-        import shutil
-
-        shutil.rmtree(run_dir)
     overrides = {"beta": 4.0, "lr": 1e-3, "log_every": 10, "checkpoint_every": 50, "batch_size": s.vae_batch}
     steps = s.vae_steps
     ctx.log(f"disentanglement: beta_vae on dsprites, {steps} steps")
@@ -654,11 +650,49 @@ SECTIONS: tuple[tuple[str, str, str, Callable], ...] = (
 SECTION_IDS = tuple(s[0] for s in SECTIONS)
 
 
-def build_demo(out, *, seed: int = 0, quick: bool = False, only=None, study_dir=None, log=print) -> dict:
+# Sections that depend on no other section's results and run in a second process while the
+# first runs the rest (the demo's models train single-threaded, so two cores give two streams).
+INDEPENDENT = ("crl", "datasets")
+
+
+def _run_section(sid: str, ctx: DemoContext) -> tuple[str, bool, float, float]:
+    """Build one section: ``(html, failed, wall seconds, cpu seconds)``; a section that raises
+    becomes its traceback, so one broken section never loses the rest of the page."""
+    import torch
+
+    fn = {s[0]: s[3] for s in SECTIONS}[sid]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the demo's small models train fastest single-threaded
+    t0, c0 = time.perf_counter(), time.process_time()
+    try:
+        with style.quiet():
+            frag, failed = fn(ctx), False
+    except Exception:  # noqa: BLE001
+        frag, failed = f'<pre class="err">{html.escape(traceback.format_exc())}</pre>', True
+        ctx.log(traceback.format_exc())
+    finally:
+        torch.set_num_threads(threads)
+    return frag, failed, time.perf_counter() - t0, time.process_time() - c0
+
+
+def _print_log(msg: str) -> None:
+    print(f"  {msg}", flush=True)
+
+
+def _run_in_child(sids: tuple, out: str, seed: int, quick: bool, study_dir) -> dict:
+    """The independent sections, in a worker process (its progress lines print directly)."""
+    ctx = DemoContext(out=Path(out), seed=seed, sizes=QUICK if quick else FULL, quick=quick,
+                      study_dir=Path(study_dir) if study_dir else None, log=_print_log)
+    return {sid: _run_section(sid, ctx) for sid in sids}
+
+
+def build_demo(out, *, seed: int = 0, quick: bool = False, only=None, study_dir=None, log=print,
+               parallel: bool = True) -> dict:
     """Write the demo page ``out/index.html``; returns ``{"path", "failed", "seconds", "sections"}``.
 
     A section that raises is shown with its traceback and counted in ``failed``; the others are
-    kept. The page is rewritten after every section, so a long run can be watched.
+    kept. The page is rewritten after every section, so a long run can be watched. With
+    ``parallel``, the ``INDEPENDENT`` sections run in a second process meanwhile.
     """
     from crlkit.errors import CrlkitError
 
@@ -671,28 +705,49 @@ def build_demo(out, *, seed: int = 0, quick: bool = False, only=None, study_dir=
     ctx = DemoContext(out=out, seed=seed, sizes=QUICK if quick else FULL, quick=quick,
                       study_dir=Path(study_dir) if study_dir else None, log=lambda m: log(f"  {m}"))
     todo = [s for s in SECTIONS if not only or s[0] in only]
-    done, failed = [], 0
+    runs = out / "runs"
+    if runs.is_dir():  # the training runs of an earlier build of this page: start afresh
+        import shutil
+
+        shutil.rmtree(runs)
     t_all = time.perf_counter()
     subtitle = ("Causal representation learning, from shortcuts to identifiability"
                 + (" (quick: reduced sizes)" if quick else "") + f"; seed {seed}")
-    import torch
+    background = tuple(s[0] for s in todo if s[0] in INDEPENDENT) if parallel and len(todo) > 1 else ()
+    future, pool = None, None
+    if background:
+        import concurrent.futures
+        import multiprocessing
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the demo's small models train fastest single-threaded
-    for i, (sid, title, why, fn) in enumerate(todo, 1):
-        log(f"[{i}/{len(todo)}] {title}")
-        t0, c0 = time.perf_counter(), time.process_time()
-        try:
-            with style.quiet():
-                frag = fn(ctx)
-        except Exception:  # one broken section must not lose the rest of the page
-            failed += 1
-            frag = f'<pre class="err">{html.escape(traceback.format_exc())}</pre>'
-            log(traceback.format_exc())
-        secs = time.perf_counter() - t0
-        log(f"      done in {secs:.1f} s (cpu {time.process_time() - c0:.1f} s)")
-        done.append({"id": sid, "title": title, "why": why, "html": frag, "seconds": secs})
-        write_page(out / "index.html", "crlkit: causal representation learning", done, subtitle=subtitle)
-    torch.set_num_threads(threads)
-    return {"path": out / "index.html", "failed": failed, "seconds": time.perf_counter() - t_all,
-            "sections": [d["id"] for d in done]}
+        pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        future = pool.submit(_run_in_child, background, str(out), seed, quick,
+                             str(study_dir) if study_dir else None)
+        log(f"[background] {', '.join(background)} in a second process")
+    results: dict[str, tuple] = {}
+
+    def page():
+        shown = [{"id": sid, "title": title, "why": why, "html": results[sid][0], "seconds": results[sid][2]}
+                 for sid, title, why, _ in todo if sid in results]
+        write_page(out / "index.html", "crlkit: causal representation learning", shown, subtitle=subtitle)
+
+    try:
+        fore = [s for s in todo if s[0] not in background]
+        for i, (sid, title, _, _) in enumerate(fore, 1):
+            log(f"[{i}/{len(fore)}] {title}")
+            results[sid] = _run_section(sid, ctx)
+            log(f"      done in {results[sid][2]:.1f} s (cpu {results[sid][3]:.1f} s)")
+            page()
+        if future is not None:
+            try:
+                results.update(future.result())
+            except Exception:  # noqa: BLE001 - the worker died: its sections show why
+                err = f'<pre class="err">{html.escape(traceback.format_exc())}</pre>'
+                results.update({sid: (err, True, 0.0, 0.0) for sid in background})
+            for sid in background:
+                log(f"[background] {sid} done in {results[sid][2]:.1f} s (cpu {results[sid][3]:.1f} s)")
+            page()
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    return {"path": out / "index.html", "failed": sum(r[1] for r in results.values()),
+            "seconds": time.perf_counter() - t_all, "sections": [s[0] for s in todo]}

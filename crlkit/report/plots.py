@@ -147,7 +147,7 @@ def grouped_bars(rows: Sequence[dict], keys: Sequence[str], path, *, label_key: 
     """Grouped bars: one group per row, one bar per key (a fraction in [0, 1] by default)."""
     keys = [k for k in keys if any(k in r for r in rows)]
     n = len(rows)
-    fig, ax = style.figure(min(style.MAX_FIGURE_IN, 2.2 + 1.35 * n), 3.9)
+    fig, ax = style.figure(min(style.MAX_FIGURE_IN, 3.6 + 1.8 * n), 3.9)  # room for the value labels
     w = 0.8 / max(1, len(keys))
     xs = np.arange(n)
     for i, k in enumerate(keys):
