@@ -5,11 +5,10 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 from pathlib import Path
 
-from crlkit.commands._options import add_out, add_seed, examples
+from crlkit.commands._options import HelpFormatter, add_out, add_seed, examples
 
 
 def register(sub) -> None:
@@ -22,7 +21,7 @@ def register(sub) -> None:
                        epilog=examples("crlkit demo --quick --out runs/demo_quick",
                                        "crlkit demo --out runs/demo --screenshots",
                                        "crlkit demo --only limits crl --study runs/study --out runs/demo"),
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+                       formatter_class=HelpFormatter)
     add_out(p, default="runs/demo", help="directory of the page and its images")
     add_seed(p)
     p.add_argument("--quick", action="store_true",

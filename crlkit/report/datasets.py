@@ -116,7 +116,7 @@ def _factor_rows(ds) -> list[dict]:
 
 
 def _describe(ds) -> str:
-    doc = " ".join((type(ds).__doc__ or "").split())
+    doc = " ".join((type(ds).__doc__ or "").split()).replace("``", "")
     return doc.split(". ")[0].rstrip(".") + "." if doc else ""
 
 

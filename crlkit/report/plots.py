@@ -48,8 +48,10 @@ def image_rows(rows: Sequence[tuple[str, np.ndarray]], path, *, titles: Sequence
             ax = axes[r][c]
             ax.set_xticks([])
             ax.set_yticks([])
-            for s in ax.spines.values():
-                s.set_visible(False)
+            for s in ax.spines.values():  # a thin frame separates images with white backgrounds
+                s.set_visible(c < len(imgs))
+                s.set_color("#BBBBBB")
+                s.set_linewidth(0.8)
             if c < len(imgs):
                 ax.imshow(_to_hwc(imgs[c]), interpolation="nearest", cmap="gray", vmin=0, vmax=1)
                 if titles:
