@@ -35,7 +35,8 @@ def demo_page(tmp_path_factory) -> Path:
 
     from crlkit.report.demo import build_demo
 
-    root = tmp_path_factory.getbasetemp().parent
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # this session's directory
     out = root / "demo_quick"
     with FileLock(str(root / "demo_quick.lock")):
         if not (out / "done").exists():
