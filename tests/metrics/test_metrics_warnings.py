@@ -30,3 +30,22 @@ def test_sap_and_explicitness_fit_without_warnings():
 @pytest.mark.filterwarnings("error")
 def test_beta_vae_score_fits_without_warnings(toy, toy_identity):
     assert beta_vae_score(toy_identity, toy, seed=0, n_train=200, n_eval=100, batch_size=8) > 0.9
+
+
+@pytest.mark.filterwarnings("error")
+def test_unsupervised_scores_of_a_collapsed_latent_without_warnings():
+    import math
+
+    import scipy.linalg
+
+    from crlkit.metrics import gaussian_wasserstein_correlation, unsupervised_scores
+
+    rng = np.random.default_rng(0)
+    codes = rng.standard_normal((500, 4)) @ rng.standard_normal((4, 4))
+    cov = np.cov(codes, rowvar=False)
+    reference = 2 * np.trace(cov) - 2 * np.real(np.trace(scipy.linalg.sqrtm(cov * np.diag(cov)[:, None])))
+    assert math.isclose(gaussian_wasserstein_correlation(codes), reference, rel_tol=1e-10)
+    codes[:, 0] = 1.0                                                    # a collapsed latent: singular covariance
+    scores = unsupervised_scores(codes)
+    assert scores["gaussian_total_correlation"] == math.inf
+    assert math.isfinite(scores["gaussian_wasserstein_correlation"]) and scores["gaussian_wasserstein_correlation"] > 0

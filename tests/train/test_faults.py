@@ -125,7 +125,7 @@ def test_evaluate_writes_a_collapsed_latents_infinite_tc_as_null_with_its_reason
     state["model"][last][0] = 0.0  # latent 0's posterior mean no longer depends on x: a collapsed latent
     save_checkpoint(run_dir / "checkpoint.pt", state)
     out = tmp_path / "metrics.json"
-    assert main(["evaluate", str(run_dir), "--metrics", "unsupervised", "--n-train", "200", "--n-test", "100",
+    assert main(["evaluate", str(run_dir), "--metrics", "unsupervised", "--samples", "200", "--test-samples", "100",
                  "--out", str(out)]) == 0
 
     def reject(name):
