@@ -475,9 +475,8 @@ def section_disentangle(ctx) -> str:
 def _find_study(ctx) -> Path | None:
     if ctx.study_dir is not None:
         return Path(ctx.study_dir)
-    runs = Path("runs")
-    if runs.is_dir():
-        found = sorted(p.parent for p in runs.glob("*/study.sqlite"))
+    for root in (Path("runs"), Path("bench")):  # a study of the user's, else the one committed with bench/
+        found = sorted(p.parent for p in root.glob("*/study.sqlite")) if root.is_dir() else []
         if found:
             return found[-1]
     return None
@@ -502,10 +501,21 @@ def study_findings(ctx) -> str:
     except Exception as e:  # noqa: BLE001 - a partial or foreign directory: say so, keep the page
         return "<h3>A study</h3>" + _note(f"Could not load the study in <code>{html.escape(str(study))}</code>: "
                                           f"{html.escape(str(e))}")
-    parts = [f"<h3>A study: {html.escape(str(study))}</h3>", f"<p>{len(df)} finished runs.</p>"]
+    parts = [f"<h3>A study: {html.escape(str(study))}</h3>",
+             f"<p>{len(df)} recorded runs; each finding below is written from them (crlkit.study).</p>"]
+    try:
+        from crlkit.study.analysis import findings
+
+        rows = [{"finding": f.get("topic", ""), "this study": f.get("ours", ""), "expected": f.get("paper", ""),
+                 "verdict": f.get("verdict", "")} for f in findings(df, n_boot=200)]
+    except Exception as e:  # noqa: BLE001 - an older or newer study layout: say so, keep the page
+        rows = []
+        parts.append(_note(f"Its findings could not be computed here: {html.escape(str(e))}"))
+    if rows:
+        parts.append(table_html(rows))
     group = next((c for c in ("method", "model") if c in df.columns), None)
-    numeric = [c for c in df.select_dtypes("number").columns if c not in ("seed", "steps", "run_id")][:8]
-    if group and numeric:
+    numeric = [c for c in df.attrs.get("metrics", []) if c in df.columns][:6]
+    if not rows and group and numeric:
         med = df.groupby(group)[numeric].median().reset_index()
         parts.append(_note("Median over runs per method:"))
         parts.append(table_html(med.to_dict("records")))
