@@ -54,7 +54,8 @@ from crlkit.registry import Registry
 MODELS: Registry = Registry("model")
 
 # Modules that register models when imported.
-_MODEL_MODULES = ("crlkit.models.vae", "crlkit.models.weak", "crlkit.models.identifiable")
+_MODEL_MODULES = ("crlkit.models.vae", "crlkit.models.weak", "crlkit.models.ivae", "crlkit.models.iflow",
+                  "crlkit.models.contrastive", "crlkit.models.interventional")
 _loaded = False
 
 
@@ -129,6 +130,12 @@ class Method(nn.Module):
     def configure_optimizers(self, train_config: Any) -> dict[str, torch.optim.Optimizer]:
         """One Adam over all parameters (disentanglement_lib: lr 1e-4, betas (0.9, 0.999), eps 1e-8)."""
         return {"main": make_adam(self.parameters(), train_config)}
+
+    @staticmethod
+    def train_defaults(config: Any) -> dict[str, Any]:
+        """Training options (``lr``, ``batch_size``, ...) this method's config implies, applied
+        beneath the user's ``--set``; none by default (the trainer's TrainConfig)."""
+        return {}
 
     def callbacks(self, train_config: Any) -> list:
         """Trainer callbacks this method needs (``crlkit.train.callbacks.Callback``): a
