@@ -16,8 +16,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev,chamber]'
 	touch $(STAMP)
 
+# the story page runs/demo/index.html, and one screenshot per section in runs/demo/shots/
+# (skipped with a line when chromium is missing: apt-get install chromium)
 demo: install
-	$(BIN)/crlkit demo --out runs/demo
+	$(BIN)/crlkit demo --out runs/demo --screenshots
 
 test: install
 	$(BIN)/python -m pytest

@@ -188,22 +188,6 @@ def test_config_coercion():
     assert np.isclose(build_config(C, {"d": [1, 2]}).d[1], 2.0)
 
 
-def test_demo_section_trains_and_hands_over_the_run(tmp_path):
-    from types import SimpleNamespace
-
-    from crlkit.commands.train import demo_section
-
-    ctx = SimpleNamespace(out_dir=tmp_path, seed=0, shared={}, log=lambda msg: None, train_steps=3,
-                          train_max_steps=4)
-    frag = demo_section(ctx)
-    # 3 steps cannot leave the all-latents-unused phase, so the section resumed to the maximum
-    assert "resumed from its checkpoint to 4 steps" in frag
-    assert json.loads((tmp_path / "train_beta_vae" / "summary.json").read_text())["steps"] == 4
-    assert ctx.shared["dataset"] == "dsprites" and (tmp_path / "train_beta_vae" / "checkpoint.pt").exists()
-    assert 'src="train_traversals.png"' in frag and (tmp_path / "train_traversals.png").stat().st_size > 1000
-    assert (tmp_path / "train_loss.png").exists()
-
-
 def test_resume_after_a_crash_matches_uninterrupted_run(tmp_path):
     opts = {"checkpoint_every": 5, "log_every": 1, "mlp_hidden": 8}
     train("vae", ToyVectors(), steps=10, seed=2, out_dir=tmp_path / "full", overrides=opts, progress=False)

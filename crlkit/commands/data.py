@@ -1,5 +1,5 @@
 """``crlkit data list`` and ``crlkit data show NAME --out DIR``: look at a dataset
-(the pictures are drawn by :mod:`crlkit.data.show`)."""
+(the page ``DIR/index.html`` and its pictures are drawn by :mod:`crlkit.report.datasets`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from pathlib import Path
 
 from crlkit.commands._options import HelpFormatter, add_data_set, add_out, add_samples, add_seed, examples
 from crlkit.data.show import dataset_from_assignments, show_dataset, traversal_factors  # noqa: F401 (library names)
-from crlkit.report.sections import data_section as demo_section  # noqa: F401 (a section of `crlkit demo`)
 
 
 def register(sub) -> None:
@@ -25,10 +24,11 @@ def register(sub) -> None:
                           epilog=examples("crlkit data list"), formatter_class=HelpFormatter)
     lst.set_defaults(func=run_list)
 
-    show = dsub.add_parser("show", help="write samples.png, traversals.png and info.json of a dataset",
+    show = dsub.add_parser("show", help="write a page (index.html) with samples, traversals and info of a dataset",
                            description="Write OUT/samples.png (a sample grid, or a scatter matrix for vector data), "
                                        "OUT/traversals.png (one factor varied per row), OUT/graph.png (when the "
-                                       "dataset has a causal graph) and OUT/info.json.",
+                                       "dataset has a causal graph), OUT/info.json and the page OUT/index.html "
+                                       "that shows them with the factors (the demo's template).",
                            epilog=examples("crlkit data show dsprites --out runs/data/dsprites --samples 64",
                                            "crlkit data show synthetic --data-set latents=3 --out runs/data/synthetic",
                                            "crlkit data show dsprites --data-set path=dsprites.npz --out runs/data/real"),
@@ -64,9 +64,9 @@ def run_list(args) -> int:
 
 def run_show(args) -> int:
     ds = dataset_from_assignments(args.name, args.data_options)
-    written = show_dataset(ds, Path(args.out), n=args.samples, seed=args.seed)
-    for note in written.pop("notes", []):
-        print(note)
+    from crlkit.report.datasets import write_dataset_page
+
+    written = write_dataset_page(ds, Path(args.out), n=args.samples, seed=args.seed)
     for path in written.values():
         print(f"wrote {path}")
     return 0

@@ -1,76 +1,55 @@
-"""``crlkit demo``: one page that walks through crlkit, written to ``OUT/index.html``.
-
-Each capability contributes a section: a function ``demo_section(ctx) -> str`` (an HTML
-fragment) in its ``crlkit.commands`` module, which writes its images under ``ctx.out_dir``
-and links them relatively. Sections run in order and may leave results for later ones in
-``ctx.shared`` (e.g. the trained model directory). The whole demo stays within ~10 minutes
-on a 2-core CPU.
+"""``crlkit demo``: crlkit's story on one page, ``OUT/index.html`` (built by
+:mod:`crlkit.report.demo`); ``--screenshots`` also writes one PNG per section under
+``OUT/shots/`` with the system's Chromium.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import html
-import importlib
-import time
-import traceback
+import os
 from pathlib import Path
 
-# (title, module) in page order; each module defines demo_section(ctx).
-SECTIONS = (
-    ("Datasets: latent causal models rendered to observations", "crlkit.commands.data"),
-    ("Training a disentanglement model", "crlkit.commands.train"),
-    ("Scoring the representation", "crlkit.commands.evaluate"),
-    ("Shortcut learning: cows and camels", "crlkit.commands.shortcut"),
-    ("The impossibility of unsupervised disentanglement", "crlkit.commands.impossibility"),
-    ("Causal representation learning: methods that escape it", "crlkit.commands.identify"),
-)
-
-
-@dataclasses.dataclass
-class DemoContext:
-    out_dir: Path      # where the page and its images go
-    seed: int          # one seed for every section
-    shared: dict       # results handed from one section to later ones
-
-    def log(self, msg: str) -> None:
-        print(f"  {msg}", flush=True)
+from crlkit.commands._options import HelpFormatter, add_out, add_seed, examples
 
 
 def register(sub) -> None:
-    p = sub.add_parser("demo", help="write an HTML walk-through of crlkit to OUT/index.html")
-    p.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--only", nargs="*", default=None,
-                   help="run only these sections (module suffixes: data train evaluate shortcut impossibility identify)")
+    from crlkit.report.demo import SECTION_IDS
+
+    p = sub.add_parser("demo", help="write crlkit's story as one HTML page to OUT/index.html",
+                       description="Train, measure and draw each step of the story (shortcuts, the causal view, "
+                                   "the latent causal model, disentanglement, its impossibility, identifiable "
+                                   "methods) and write OUT/index.html with a page per dataset.",
+                       epilog=examples("crlkit demo --quick --out runs/demo_quick",
+                                       "crlkit demo --out runs/demo --screenshots",
+                                       "crlkit demo --only limits crl --study runs/study --out runs/demo"),
+                       formatter_class=HelpFormatter)
+    add_out(p, default="runs/demo", help="directory of the page and its images")
+    add_seed(p)
+    p.add_argument("--quick", action="store_true",
+                   help="reduced sizes (under a minute on 2 cores): for checks, not for reading the numbers")
+    p.add_argument("--only", nargs="+", default=None, metavar="SECTION",
+                   help=f"build only these sections: {', '.join(SECTION_IDS)}")
+    p.add_argument("--study", default=None, metavar="DIR",
+                   help="a study directory (crlkit study run) whose findings section 5 shows "
+                        "(default: the newest under runs/ that holds study.sqlite)")
+    p.add_argument("--screenshots", action="store_true",
+                   help="also write one PNG per section to OUT/shots/ (needs chromium; skipped with a line "
+                        "when it is missing)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from crlkit.report.html import write_page
+    from crlkit.report.demo import build_demo
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    ctx = DemoContext(out_dir=out, seed=args.seed, shared={})
-    sections, failed = [], 0
-    t_all = time.perf_counter()
-    todo = [(t, m) for t, m in SECTIONS if not args.only or m.rsplit(".", 1)[-1] in args.only]
-    for i, (title, mod_name) in enumerate(todo, 1):
-        print(f"[{i}/{len(todo)}] {title}", flush=True)
-        t0 = time.perf_counter()
-        try:
-            mod = importlib.import_module(mod_name)
-            frag = mod.demo_section(ctx)
-        except Exception:  # one broken section must not lose the rest of the page
-            failed += 1
-            frag = f'<pre class="err">{html.escape(traceback.format_exc())}</pre>'
-            traceback.print_exc()
-        secs = time.perf_counter() - t0
-        print(f"      done in {secs:.1f} s", flush=True)
-        sections.append({"title": title, "html": frag, "seconds": secs})
-        write_page(out / "index.html", "crlkit demo", sections,
-                   subtitle=f"seed {args.seed}; {i}/{len(todo)} sections")
-    total = time.perf_counter() - t_all
-    print(f"wrote {out / 'index.html'} in {total:.0f} s"
-          + (f" ({failed} section(s) failed)" if failed else ""), flush=True)
-    return 1 if failed else 0
+    res = build_demo(args.out, seed=args.seed, quick=args.quick, only=args.only, study_dir=args.study,
+                     log=lambda m: print(m, flush=True))
+    print(f"wrote {res['path']} in {res['seconds']:.0f} s"
+          + (f" ({res['failed']} section(s) failed)" if res["failed"] else ""), flush=True)
+    if args.screenshots:
+        from crlkit.report.browser import INSTALL_HINT, find_chromium, screenshot_sections
+
+        if find_chromium() is None:
+            print(f"screenshots skipped: no chromium ({INSTALL_HINT})", flush=True)
+            return 1 if (res["failed"] or os.environ.get("CI") == "true") else 0
+        shots = screenshot_sections(res["path"], Path(args.out) / "shots")
+        print(f"wrote {len(shots)} screenshots to {Path(args.out) / 'shots'}", flush=True)
+    return 1 if res["failed"] else 0

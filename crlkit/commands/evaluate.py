@@ -13,7 +13,6 @@ import time
 
 from crlkit.commands._options import (HelpFormatter, add_device, add_out, add_progress, add_samples, add_seed,
                                       add_threads, examples, torch_threads)
-from crlkit.report.sections import evaluate_section as demo_section  # noqa: F401 (a section of `crlkit demo`)
 
 
 def _dci_bins(text: str):

@@ -11,7 +11,6 @@ from pathlib import Path
 from crlkit.commands._options import (HelpFormatter, add_out, add_samples, add_seed, add_threads, examples, int_range,
                                       torch_threads)
 from crlkit.report.impossibility import MIXING_CHOICES, NOISE_CHOICES
-from crlkit.report.sections import impossibility_section as demo_section  # noqa: F401 (a section of `crlkit demo`)
 
 
 def register(sub) -> None:

@@ -14,7 +14,6 @@ from crlkit.commands._options import (HelpFormatter, add_data_set, add_device, a
                                       add_samples, add_seed, add_set, add_steps, add_threads, examples, float_range,
                                       int_range, torch_threads)
 from crlkit.errors import CrlkitError
-from crlkit.report.sections import train_section as demo_section  # noqa: F401 (a section of `crlkit demo`)
 from crlkit.report.traversals import latent_kl, plot_loss_curve, traversal_images, write_traversals  # noqa: F401
 
 

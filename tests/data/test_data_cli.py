@@ -1,4 +1,4 @@
-"""`crlkit data show` / `data list` and the demo section."""
+"""`crlkit data show` / `data list`."""
 
 import json
 import subprocess
@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 
 from crlkit.cli import main
-from crlkit.commands.data import demo_section, traversal_factors
+from crlkit.commands.data import traversal_factors
 from crlkit.data import make_dataset
 
 
@@ -68,17 +68,3 @@ def test_data_list(capsys):
     for name in ("dsprites", "color_dsprites", "noisy_dsprites", "shapes3d", "pendulum"):
         assert name in text
     assert "posY[32]" in text
-
-
-def test_demo_section_shows_every_dataset(tmp_path):
-    from crlkit.commands.demo import DemoContext
-    from crlkit.data import list_datasets
-
-    ctx = DemoContext(out_dir=tmp_path, seed=0, shared={})
-    frag = demo_section(ctx)
-    for name in list_datasets():
-        if name == "arrays":  # a user's file: nothing to show without path=
-            continue
-        assert f"data/{name}/samples.png" in frag
-        assert (tmp_path / "data" / name / "samples.png").exists()
-    assert "data/pendulum/graph.png" in frag
