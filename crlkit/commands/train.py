@@ -33,6 +33,8 @@ def register(sub) -> None:
     p.add_argument("--dataset", required=True, help="dataset name (see `crlkit data list`)")
     p.add_argument("--steps", type=int, required=True, help="total number of training steps")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seeds", default=None, metavar="RANGE",
+                   help="train one model per seed as one group, e.g. 0-7 or 0,3,5; writes OUT/seed_N each")
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="model / training / sampler setting (repeatable), e.g. --set beta=8 --set batch_size=16")
@@ -75,12 +77,27 @@ def run_train(args) -> int:
     get_model_class(args.model)  # unknown names fail first, with the list of models
     overrides = parse_assignments(args.overrides, flag="--set")
     data_options = parse_assignments(args.data_options, flag="--data-set")
+    if args.seeds is not None:
+        return _run_train_many(args, overrides, data_options)
     summary = train(args.model, args.dataset, steps=args.steps, seed=args.seed, out_dir=args.out,
                     overrides=overrides, data_options=data_options, device=args.device, resume=args.resume,
                     progress=False if args.no_progress else None)
     terms = ", ".join(f"{k} {v:.4g}" for k, v in summary["terms"].items())
     print(f"{args.model} on {summary['dataset']}: {summary['steps']} steps, loss {summary['final_loss']:.4g} "
           f"({terms}); {summary['images_per_second']:.0f} images/s; wrote {args.out}")
+    return 0
+
+
+def _run_train_many(args, overrides, data_options) -> int:
+    from crlkit.train.grouped import parse_seeds, train_many
+
+    summaries = train_many(args.model, args.dataset, seeds=parse_seeds(args.seeds), steps=args.steps,
+                           out_dir=args.out, overrides=overrides, data_options=data_options, device=args.device,
+                           resume=args.resume, progress=False if args.no_progress else None)
+    for s in summaries:
+        run_dir = Path(args.out) / f"seed_{s['seed']}"
+        print(f"{args.model} seed {s['seed']}: {s['steps']} steps, loss {s['final_loss']:.4g} "
+              f"({s['group']['mode']} training); wrote {run_dir}")
     return 0
 
 

@@ -7,8 +7,9 @@
 >>> from crlkit.train import train, load_model
 """
 
+from crlkit.train.grouped import train_many
 from crlkit.train.trainer import (TrainConfig, TrainingDiverged, load_dataset, load_model, read_run_config,
                                   resolve_settings, train)
 
 __all__ = ["TrainConfig", "TrainingDiverged", "train", "load_model", "load_dataset", "read_run_config",
-           "resolve_settings"]
+           "resolve_settings", "train_many"]
