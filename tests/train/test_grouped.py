@@ -66,6 +66,18 @@ def test_each_member_equals_its_single_run_after_20_steps(tmp_path, model, data,
     assert _worst_relative(a, b) > 0.1
 
 
+@pytest.mark.parametrize("model", ["vae", "annealed_vae", "dip_vae_i", "dip_vae_ii", "ada_mlvae"])
+def test_the_rest_of_the_zoo_groups_and_matches_single_runs(tmp_path, model):
+    opts = {**VEC, "k": -1} if model.startswith("ada") else VEC
+    s = train_many(model, ToyVectors(), seeds=[0, 1], steps=6, out_dir=tmp_path / "g", overrides=opts,
+                   mode="grouped", progress=False)
+    assert s[0]["group"]["mode"] == "grouped"
+    _single_runs(tmp_path, model, ToyVectors(), opts, 6, seeds=[0, 1])
+    for seed in (0, 1):
+        assert _worst_relative(_state(tmp_path / "g" / f"seed_{seed}")["model"],
+                               _state(tmp_path / f"single_{seed}")["model"]) < 1e-4
+
+
 def test_initial_weights_are_the_single_runs(tmp_path):
     train_many("factor_vae", ToySquares(16), seeds=[3, 5], steps=0, out_dir=tmp_path / "g",
                overrides={**IMG, **SMALL_D}, mode="grouped", progress=False)
@@ -158,6 +170,24 @@ def test_groups_that_cannot_stack_fall_back_to_single_runs_with_the_reason(tmp_p
     s = train_many("beta_vae", ToySquares(16), seeds=[0, 1], steps=1, out_dir=tmp_path / "auto", overrides=IMG,
                    progress=False)
     assert s[0]["group"]["mode"] == "sequential" and "CPU" in s[0]["group"]["reason"]
+
+
+def test_a_method_with_its_own_step_and_no_counterpart_is_not_grouped():
+    from crlkit.models.vae import BetaVAE
+
+    class OwnStep(BetaVAE):
+        name = "own_step"
+
+        def training_step(self, batch, step, optimizers):
+            return super().training_step(batch, step, optimizers)
+
+    cls, cfg, tcfg, sopts = resolve_settings("beta_vae", VEC)
+    group = _Group([(OwnStep, cfg, tcfg, sopts)] * 2, [0, 1], ToyVectors(), torch.device("cpu"))
+    assert "own training_step and no grouped counterpart" in group.why_not()
+    # members whose differing setting passes through Python control flow fail under vmap
+    settings = [resolve_settings("annealed_vae", {**VEC, "c_max": c}) for c in (5.0, 25.0)]
+    reason = _Group(settings, [0, 1], ToyVectors(), torch.device("cpu")).why_not()
+    assert "fails under torch.func.vmap" in reason
 
 
 def test_one_call_rendering_gives_each_member_its_own_batches():
