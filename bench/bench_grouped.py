@@ -30,7 +30,9 @@ def plain_vmap(dataset, k: int, steps: int, device: str = "cpu", *, batch: int =
                bf16: bool = False, warmup: int = 2, seed: int = 0, compile: bool = False) -> float:
     """images/s of a plain PyTorch group: K stacked standard-architecture beta-VAEs under
     ``torch.func.vmap`` (noise drawn inside vmap), one fused Adam, data rendered on ``device``
-    in one call per step."""
+    in one call per step. ``bf16``: the networks run on bf16 copies of the weights (losses in
+    float32), as crlkit's ``precision="bf16"`` does; ``torch.autocast`` does not reach
+    convolutions under vmap."""
     from torch.func import functional_call, stack_module_state, vmap
 
     from bench.bench_train import plain_model
@@ -44,12 +46,15 @@ def plain_vmap(dataset, k: int, steps: int, device: str = "cpu", *, batch: int =
     opt = torch.optim.Adam(params.values(), lr=1e-4, fused=True)
     rng = np.random.default_rng(seed)
 
+    low = torch.bfloat16 if bf16 else torch.float32  # the networks' dtype; losses in float32
+
     def loss(p, x):
-        e = {n[2:]: v for n, v in p.items() if n.startswith("e.")}
-        d = {n[2:]: v for n, v in p.items() if n.startswith("d.")}
-        mu, logvar = functional_call(enc0, e, (x,)).chunk(2, 1)
+        e = {n[2:]: v.to(low) for n, v in p.items() if n.startswith("e.")}
+        d = {n[2:]: v.to(low) for n, v in p.items() if n.startswith("d.")}
+        mu, logvar = functional_call(enc0, e, (x.to(low),)).float().chunk(2, 1)
         z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
-        rec = F.binary_cross_entropy_with_logits(functional_call(dec0, d, (z,)), x, reduction="sum") / x.shape[0]
+        logits = functional_call(dec0, d, (z.to(low),)).float()
+        rec = F.binary_cross_entropy_with_logits(logits, x, reduction="sum") / x.shape[0]
         kl = 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1).sum(1).mean()
         return rec + beta * kl
 
@@ -60,8 +65,7 @@ def plain_vmap(dataset, k: int, steps: int, device: str = "cpu", *, batch: int =
     def step():
         _, x = dataset.sample(k * batch, rng, device=device)
         x = torch.as_tensor(x, device=device).reshape(k, batch, *dataset.observation_shape)
-        with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bf16):
-            total = grouped_loss(params, x).sum()
+        total = grouped_loss(params, x).sum()
         opt.zero_grad(set_to_none=True)
         total.backward()
         opt.step()

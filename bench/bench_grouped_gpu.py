@@ -11,7 +11,7 @@ part has its own time guard so the whole stays under 10 minutes):
 Parts:
 1. throughput, for each K: crlkit's grouped step (``_Group.next_batch`` + ``_Group.step``,
    exactly what ``train_many`` runs per step; data drawn per member and rendered on the GPU
-   in one call, each member's noise from its own generator) in fp32 and bf16 autocast, and the
+   in one call, each member's noise from its own generator) in fp32 and bf16, and the
    plain vmap loop (``bench/bench_grouped.py: plain_vmap``) in fp32 and bf16; 20 warm-up
    steps, then ``--steps`` timed steps; per-model peak memory of the crlkit group;
 2. end to end: ``train_many(..., mode="grouped")`` for the first K, files included;

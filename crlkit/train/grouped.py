@@ -57,7 +57,6 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from crlkit.data import GroundTruthData
-from crlkit.data.base import GroundTruthData as _GTD
 from crlkit.data.samplers import SingleSampler, make_sampler
 from crlkit.errors import CrlkitError
 from crlkit.files import atomic_write_text
@@ -103,7 +102,7 @@ def train_many(model: str, dataset: str | GroundTruthData, *, steps: int, out_di
         Members per group; ``None``: all on the CPU, as many as fit in 80% of free memory on
         CUDA (measured from a probe group of two).
     precision : {"fp32", "bf16"}
-        ``"bf16"`` runs the forward passes under bf16 autocast (weights and optimizer stay
+        ``"bf16"``: the networks compute in bf16 (weights, optimizer and loss terms stay
         float32); grouped runs only.
 
     Returns
@@ -308,7 +307,6 @@ class _Group:
         self.call = _Call(self.template)
         self.varying = _varying_fields(self.cfgs)
         self.step_fn = GROUPED_STEPS.get(self._step_kind())
-        self.stacked = False
         self._fast_render = self._renders_in_one_call()
 
     def _build(self, cfg, init_seed: int) -> Method:
@@ -330,7 +328,7 @@ class _Group:
         return None
 
     def why_not(self) -> str | None:
-        """None when this group can train stacked; else the reason (nothing has changed)."""
+        """None when this group can train stacked (its tensors are then stacked); else the reason."""
         name = self.cls.name
         if self.step_fn is None:
             return f"{name} has its own training_step and no grouped counterpart in crlkit.train.grouped"
@@ -382,9 +380,8 @@ class _Group:
         probe.randn_like, probe.rand = randn_like, rand
         cpu_rng = torch.get_rng_state()
         cuda_rng = torch.cuda.get_rng_state(self.dev) if self.dev.type == "cuda" else None
-        try:
-            with self._autocast():
-                probe.training_step(batch, 0, opts)
+        try:  # in float32: with precision="bf16" the networks' outputs are float32 too
+            probe.training_step(batch, 0, opts)
         except Exception as e:
             raise _NotGroupable(f"one step of {self.cls.name} failed while recording its noise ({e})") from None
         if not torch.equal(cpu_rng, torch.get_rng_state()) or (
@@ -406,7 +403,7 @@ class _Group:
         if not all(type(s) is SingleSampler for s in self.samplers):
             return False
         ds = self.ds
-        if type(ds).sample is not _GTD.sample:
+        if type(ds).sample is not GroundTruthData.sample:
             return False
         rng = np.random.default_rng(0)
         before = json.dumps(rng.bit_generator.state)
@@ -442,7 +439,6 @@ class _Group:
                 stacked[i] = {k: (torch.stack([s[i][k] for s in states]).contiguous() if _param_state(v, p[0])
                                   else v) for k, v in states[0][i].items()}
             opt.load_state_dict({"state": stacked, "param_groups": opt.state_dict()["param_groups"]})
-        self.stacked = True
 
     def sync_members(self) -> None:
         """Write the stacked weights and optimizer states back into each member's own net and
@@ -519,8 +515,12 @@ class _Group:
         its noise comes from ``noise`` (this member's slice of the step's draws)."""
         return _member_view(self.template, hyper, tape, noise)
 
-    def _autocast(self):
-        return torch.autocast(self.dev.type, dtype=torch.bfloat16, enabled=self.bf16)
+    def precision(self):
+        """With ``precision="bf16"``: the method's networks (its submodules) compute in bf16 on
+        bf16 copies of the float32 weights, their outputs come back as float32, and the loss
+        terms are computed in float32. (``torch.autocast`` does not reach convolutions under
+        ``vmap``: on the CPU their output stayed float32-exact under it.)"""
+        return _bf16_children(self.template) if self.bf16 else contextlib.nullcontext()
 
     def functional(self, params, buffers, fn: Callable, *args):
         return functional_call(self.call, {**{f"net.{n}": p for n, p in params.items()},
@@ -529,7 +529,10 @@ class _Group:
     def trainable(self, opt_name: str) -> dict[str, torch.Tensor]:
         """Stacked parameters with those outside optimizer ``opt_name`` detached."""
         keep = set(self.opt_names[opt_name])
-        return {n: (p if n in keep else p.detach()) for n, p in self.params.items()}
+        out = {n: (p if n in keep else p.detach()) for n, p in self.params.items()}
+        if self.bf16:  # submodules' weights (names with a dot) as bf16 copies; gradients reach the float32 ones
+            out = {n: (p.to(torch.bfloat16) if "." in n and p.is_floating_point() else p) for n, p in out.items()}
+        return out
 
     def update(self, opt_name: str, total: torch.Tensor, dry: bool) -> None:
         opt = self.opts[opt_name]
@@ -537,6 +540,32 @@ class _Group:
         total.sum().backward()  # d(sum_k loss_k) / d theta_k = d loss_k / d theta_k
         if not dry:
             opt.step()
+
+
+def _cast(tree, dtype):
+    if isinstance(tree, torch.Tensor):
+        return tree.to(dtype) if tree.is_floating_point() else tree
+    if isinstance(tree, (tuple, list)):
+        return type(tree)(_cast(t, dtype) for t in tree)
+    if isinstance(tree, dict):
+        return {k: _cast(v, dtype) for k, v in tree.items()}
+    return tree
+
+
+@contextlib.contextmanager
+def _bf16_children(net: nn.Module):
+    """Cast the floating inputs of ``net``'s direct submodules to bf16 and their outputs back
+    to float32 (see :meth:`_Group.precision`)."""
+    handles = []
+    for child in net.children():
+        handles.append(child.register_forward_pre_hook(
+            lambda m, args, kwargs: (_cast(args, torch.bfloat16), _cast(kwargs, torch.bfloat16)), with_kwargs=True))
+        handles.append(child.register_forward_hook(lambda m, args, out: _cast(out, torch.float32)))
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
 
 
 class _Tape:
@@ -607,7 +636,7 @@ def _loss_step(group: _Group, batch, step: int, tape: _Tape, *, dry: bool) -> di
             total, terms = group.functional(params, buffers, lambda net, b: net.loss(b, step), batch)
         return total, terms
 
-    with group._autocast():
+    with group.precision():
         total, terms = vmap(one)(group.trainable("main"), group.buffers, group.hyper, batch, tape.rest())
     group.update("main", total, dry)
     return {"loss": total.detach(), **{k: v.detach() for k, v in terms.items()}}
@@ -648,10 +677,10 @@ def _factor_vae_step(group: _Group, batch, step: int, tape: _Tape, *, dry: bool)
         with group.member_view(hyper, tape, noise):
             return group.functional(params, buffers, loss, x2, z_real)
 
-    with group._autocast():
+    with group.precision():
         total, terms, z = vmap(vae_part)(group.trainable("main"), group.buffers, group.hyper, x1, tape.rest())
     group.update("main", total, dry)
-    with group._autocast():
+    with group.precision():
         d_loss, d_acc = vmap(disc_part)(group.trainable("discriminator"), group.buffers, group.hyper, x2,
                                         z.detach(), tape.rest())
     group.update("discriminator", d_loss, dry)
@@ -814,7 +843,10 @@ def _train_group(model, group: _Group, members, dirs, ds, ds_name, ds_opts, *, s
     pending: list[dict[str, torch.Tensor]] = []
     images = 0
     t0 = time.perf_counter()
-    with _trainer._cpu_allocator(tc.tune_malloc and dev.type == "cpu"):
+    cudnn_before = torch.backends.cudnn.benchmark
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = tc.cudnn_benchmark
+    with _trainer._restore_cudnn(cudnn_before), _trainer._cpu_allocator(tc.tune_malloc and dev.type == "cpu"):
         try:
             for step in range(start, steps):
                 batch = group.next_batch()

@@ -202,15 +202,18 @@ def test_one_call_rendering_gives_each_member_its_own_batches():
         assert not torch.equal(a["x"][0], a["x"][1])
 
 
-def test_bf16_autocast_trains_close_to_fp32(tmp_path):
-    opts = {**IMG, "log_every": 1}
-    fp = train_many("beta_vae", ToySquares(16), seeds=[0, 1], steps=4, out_dir=tmp_path / "fp", overrides=opts,
+@pytest.mark.parametrize("model,opts", [("beta_vae", IMG), ("factor_vae", {**IMG, **SMALL_D})])
+def test_bf16_trains_close_to_fp32(tmp_path, model, opts):
+    opts = {**opts, "log_every": 1}
+    fp = train_many(model, ToySquares(16), seeds=[0, 1], steps=4, out_dir=tmp_path / "fp", overrides=opts,
                     mode="grouped", progress=False)
-    bf = train_many("beta_vae", ToySquares(16), seeds=[0, 1], steps=4, out_dir=tmp_path / "bf", overrides=opts,
+    bf = train_many(model, ToySquares(16), seeds=[0, 1], steps=4, out_dir=tmp_path / "bf", overrides=opts,
                     mode="grouped", precision="bf16", progress=False)
     assert bf[0]["group"]["precision"] == "bf16"
     for a, b in zip(fp, bf):
         assert np.isfinite(b["final_loss"]) and b["final_loss"] == pytest.approx(a["final_loss"], rel=0.02)
+        assert b["final_loss"] != a["final_loss"]  # the networks did run in bf16
+        assert _state(tmp_path / "bf" / f"seed_{b['seed']}")["model"]["encoder.fc.1.weight"].dtype == torch.float32
 
 
 def test_cli_seeds_writes_one_run_directory_per_seed(tmp_path, capsys):
