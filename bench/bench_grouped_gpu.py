@@ -20,7 +20,8 @@ Parts:
    the same seeds in fp32 and in bf16, ``--curve-steps`` steps each; the final loss (mean of the
    last 500 steps) of each member against its single run, and the seed-to-seed spread
    (standard deviation of the single runs' final losses);
-5. the Locatello-size study (1,800 models x 300,000 steps x 64 images = 34.56 G images) in
+5. if time is left, the plain vmap under ``torch.compile`` (first K, both precisions);
+6. the Locatello-size study (1,800 models x 300,000 steps x 64 images = 34.56 G images) in
    GPU-days at the best measured crlkit rate.
 """
 
@@ -169,6 +170,15 @@ def main() -> None:
             except Exception as e:
                 out["curves"] = {"error": f"{type(e).__name__}: {str(e)[:300]}"}
             log(json.dumps(out["curves"]))
+    if cuda and left() > 150:  # does torch.compile pay for the plain vmap? (compile time excluded)
+        try:
+            k = args.ks[0]
+            out["plain_vmap_compiled"] = {"k": k, **{p: round(plain_vmap(ds, k, args.steps, dev, bf16=p == "bf16",
+                                                                         warmup=20, compile=True))
+                                                     for p in ("fp32", "bf16")}}
+        except Exception as e:
+            out["plain_vmap_compiled"] = {"error": f"{type(e).__name__}: {str(e)[:300]}"}
+        log(json.dumps(out["plain_vmap_compiled"]))
     for p in ("fp32", "bf16"):  # bf16 counts only where its loss curves kept within the seed spread
         rates = [r[f"crlkit_{p}"]["img_s"] for r in out["throughput"] if "img_s" in r.get(f"crlkit_{p}", {})]
         if rates:
