@@ -93,7 +93,8 @@ def _run_train_many(args, overrides, data_options) -> int:
 
     summaries = train_many(args.model, args.dataset, seeds=parse_seeds(args.seeds), steps=args.steps,
                            out_dir=args.out, overrides=overrides, data_options=data_options, device=args.device,
-                           resume=args.resume, progress=False if args.no_progress else None)
+                           resume=args.resume, overwrite=getattr(args, "overwrite", False),
+                           progress=False if args.no_progress else None)
     for s in summaries:
         run_dir = Path(args.out) / f"seed_{s['seed']}"
         print(f"{args.model} seed {s['seed']}: {s['steps']} steps, loss {s['final_loss']:.4g} "

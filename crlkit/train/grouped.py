@@ -59,10 +59,12 @@ from torch.func import functional_call, vmap
 from crlkit.data import GroundTruthData
 from crlkit.data.samplers import SingleSampler, make_sampler
 from crlkit.errors import CrlkitError
-from crlkit.files import atomic_write_text
+from crlkit.files import atomic_write_json, jsonable
 from crlkit.models.base import Method
 from crlkit.train import trainer as _trainer
-from crlkit.train.trainer import TrainingDiverged, resolve_settings, train
+from crlkit.train.callbacks import Callback, Checkpoint, TensorBoard, TrainingDiverged
+from crlkit.train.trainer import (Trainer, _WriteConfig, check_run_dir, process_settings, read_run_config,
+                                  resolve_settings, train)
 
 log = logging.getLogger("crlkit.train.grouped")
 
@@ -77,13 +79,13 @@ def train_many(model: str, dataset: str | GroundTruthData, *, steps: int, out_di
                seeds: Iterable[int] | None = None, variants: Sequence[dict[str, Any]] | None = None,
                overrides: dict[str, Any] | None = None, run_dirs: Sequence[str | os.PathLike] | None = None,
                data_options: dict[str, Any] | None = None, device: str = "cpu", resume: bool = False,
-               progress: bool | None = None, mode: str = "auto", group_size: int | None = None,
+               overwrite: bool = False, progress: bool | None = None, mode: str = "auto", group_size: int | None = None,
                precision: str = "fp32") -> list[dict]:
     """Train several models of one method, as groups where that pays, each to its own run directory.
 
     Parameters
     ----------
-    model, dataset, steps, overrides, data_options, device, resume, progress
+    model, dataset, steps, overrides, data_options, device, resume, overwrite, progress
         As for :func:`crlkit.train.train`; ``overrides`` apply to every member.
     out_dir : path
         Parent directory: member ``(variant i, seed s)`` writes ``out_dir/seed_s`` (one
@@ -137,12 +139,12 @@ def train_many(model: str, dataset: str | GroundTruthData, *, steps: int, out_di
         dirs = [Path(out_dir) / f"seed_{s}" for s, _ in members]
     else:
         dirs = [Path(out_dir) / f"variant_{i}" / f"seed_{s}" for i in range(len(variant_list)) for s in seeds]
-    dev = _trainer_device(device)
+    dev = _trainer._device(device)
     grouped = mode == "grouped" or (mode == "auto" and dev.type == "cuda")
     if not grouped:
         why = "mode='sequential'" if mode == "sequential" else "mode='auto' on the CPU, where single runs measured faster"
         return _sequential(model, dataset, members, dirs, steps=steps, data_options=data_options, device=device,
-                           resume=resume, progress=progress, reason=why)
+                           resume=resume, overwrite=overwrite, progress=progress, reason=why)
 
     settings = [resolve_settings(model, o) for _, o in members]
     ds, ds_name, ds_opts = _trainer._resolve_dataset(dataset, data_options)
@@ -171,11 +173,11 @@ def train_many(model: str, dataset: str | GroundTruthData, *, steps: int, out_di
             log.warning("%s: training %d member(s) as sequential single runs: %s", model, len(members[part]),
                         part_reason)
             summaries += _sequential(model, dataset, members[part], dirs[part], steps=steps,
-                                     data_options=data_options, device=device, resume=resume, progress=progress,
-                                     reason=part_reason)
+                                     data_options=data_options, device=device, resume=resume,
+                                     overwrite=overwrite, progress=progress, reason=part_reason)
             continue
-        out, bad = _train_group(model, group, members[part], dirs[part], ds, ds_name, ds_opts, steps=steps,
-                                resume=resume, progress=progress)
+        out, bad = _train_group(model, group, members[part], dirs[part], ds_name, ds_opts, steps=steps,
+                                resume=resume, overwrite=overwrite, progress=progress)
         summaries += out
         diverged += bad
     if diverged:
@@ -206,14 +208,15 @@ def parse_seeds(text: str) -> list[int]:
 # --------------------------------------------------------------------------------------------
 # sequential fallback
 # --------------------------------------------------------------------------------------------
-def _sequential(model, dataset, members, dirs, *, steps, data_options, device, resume, progress, reason) -> list[dict]:
+def _sequential(model, dataset, members, dirs, *, steps, data_options, device, resume, overwrite, progress,
+                reason) -> list[dict]:
     summaries = []
     for (seed, overrides), out in zip(members, dirs):
-        s = train(model, dataset, steps=steps, seed=seed, out_dir=out, overrides=overrides,
-                  data_options=data_options, device=device, resume=resume, progress=progress)
+        s = train(model, dataset, steps=steps, seed=seed, out_dir=out, overrides=overrides, data_options=data_options,
+                  device=device, resume=resume, overwrite=overwrite, progress=progress)
         s["group"] = {"mode": "sequential", "size": 1, "reason": reason,
                       "images_per_second_total": s.get("images_per_second", 0.0), "peak_memory_per_model_mb": None}
-        atomic_write_text(Path(out) / "summary.json", json.dumps(s, indent=2) + "\n")
+        atomic_write_json(Path(out) / "summary.json", s)
         summaries.append(s)
     return summaries
 
@@ -440,11 +443,13 @@ class _Group:
                                   else v) for k, v in states[0][i].items()}
             opt.load_state_dict({"state": stacked, "param_groups": opt.state_dict()["param_groups"]})
 
-    def sync_members(self) -> None:
-        """Write the stacked weights and optimizer states back into each member's own net and
-        optimizers (before checkpointing them)."""
+    def sync_members(self, members: Iterable[int] | None = None) -> None:
+        """Write the stacked weights and optimizer states back into the own net and optimizers
+        of each of ``members`` (default all), before checkpointing them."""
+        members = list(range(self.K) if members is None else members)
         with torch.no_grad():
-            for k, net in enumerate(self.nets):
+            for k in members:
+                net = self.nets[k]
                 for n, p in net.named_parameters():
                     p.copy_(self.params[n][k])
                 for n, b in net.named_buffers():
@@ -452,7 +457,8 @@ class _Group:
         for oname, opt in self.opts.items():
             sd = opt.state_dict()
             params = [p for g in opt.param_groups for p in g["params"]]
-            for k, opts in enumerate(self.optimizers):
+            for k in members:
+                opts = self.optimizers[k]
                 own = [p for g in opts[oname].param_groups for p in g["params"]]  # member k's, in the same order
                 state = {i: {key: (torch.empty_like(own[i]).copy_(v[k]) if _param_state(v, params[i])
                                    else (v.clone() if isinstance(v, torch.Tensor) else v))
@@ -737,174 +743,140 @@ def _peak_memory_per_model(settings, seeds, ds, dev, precision) -> float:
 # --------------------------------------------------------------------------------------------
 # training a group, each member to its own run directory (the trainer's files and writers)
 # --------------------------------------------------------------------------------------------
-def _trainer_device(device: str) -> torch.device:
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise CrlkitError(f"unknown device {device!r}; valid choices: cpu, cuda, cuda:N") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise CrlkitError("device 'cuda' requested but torch.cuda.is_available() is False")
-    if dev.type not in ("cpu", "cuda"):
-        raise CrlkitError(f"unknown device {device!r}; valid choices: cpu, cuda")
-    return dev
+def _member_trainers(model, group: _Group, members, dirs, ds_name, ds_opts, *, steps, resume,
+                     overwrite) -> list[Trainer]:
+    """One :class:`Trainer` per member, over the member's own net, optimizers and sampler: the
+    group's loop drives its callbacks (NaN guard, CSV log, checkpoint, config.json), so a
+    member's run directory is written by the same code as a single run's."""
+    from crlkit import __version__
 
-
-class _RunDir:
-    """One member's run directory, written exactly as a single run writes it."""
-
-    def __init__(self, out: Path, config: dict, *, resume: bool, dev: torch.device):
-        self.out = Path(out)
-        self.out.mkdir(parents=True, exist_ok=True)
-        self.config = config
-        self.ckpt = self.out / "checkpoint.pt"
-        self.log = self.out / "log.csv"
-        self.state = None
-        if resume:
-            if not self.ckpt.exists():
-                raise CrlkitError(f"--resume: no checkpoint at {self.ckpt}")
-            old = json.loads((self.out / "config.json").read_text())
+    tc = group.train_cfg
+    trainers = []
+    for k, out in enumerate(dirs):
+        config = {
+            "model": model, "dataset": ds_name, "data_options": jsonable(ds_opts), "steps": steps,
+            "seed": int(group.seeds[k]), "observation_shape": list(group.ds.observation_shape),
+            "batch_kind": group.cls.batch_kind, "model_config": jsonable(group.cfgs[k]),
+            "train_config": jsonable(tc), "sampler_options": jsonable(group.sampler_opts),
+            "overrides": jsonable(dict(members[k][1] or {})), "device": str(group.dev),
+            "crlkit_version": __version__, "torch_version": torch.__version__,
+        }
+        if resume:  # the same fields as a single run's --resume compares
+            old = read_run_config(out)
             for key in ("model", "dataset", "data_options", "seed", "model_config", "train_config",
                         "sampler_options"):
-                if old.get(key) != config[key]:
-                    raise CrlkitError(f"--resume: {key} differs from the run in {self.out} "
+                if old.get(key) != json.loads(json.dumps(config[key])):
+                    raise CrlkitError(f"--resume: {key} differs from the run in {out} "
                                       f"(was {old.get(key)!r}, now {config[key]!r})")
-            self.state = torch.load(self.ckpt, map_location=dev, weights_only=False)
-        self.start = int(self.state["step"]) if self.state is not None else 0
-        self.rows = _trainer._read_log(self.log, upto=self.start) if resume else []
-        self.columns = list(self.rows[0]) if self.rows else None
-        self.diverged: str | None = None
-
-    def begin(self, steps: int) -> None:
-        if self.start > steps:
-            raise CrlkitError(f"--resume: the checkpoint in {self.out} is at step {self.start}, past --steps {steps}")
-        atomic_write_text(self.out / "config.json", json.dumps(self.config, indent=2) + "\n")
-        if self.state is not None and self.rows:
-            _trainer._write_log(self.log, self.rows, self.columns)
-        if self.state is None:
-            for stale in (self.ckpt, self.log, self.out / "summary.json"):
-                stale.unlink(missing_ok=True)
-
-    def append(self, new_rows) -> None:
-        if self.columns is None:
-            self.columns = list(new_rows[0])
-        self.rows.extend(new_rows)
-        _trainer._append_log(self.log, new_rows, self.columns, fresh=(len(self.rows) == len(new_rows)))
-
-    def checkpoint(self, net, optimizers, sampler, step, dev) -> None:
-        _trainer._save_checkpoint(self.ckpt, net, optimizers, sampler, step, dev)
-
-    def finish(self, summary: dict) -> None:
-        _trainer._write_log(self.log, self.rows, self.columns)
-        atomic_write_text(self.out / "summary.json", json.dumps(summary, indent=2) + "\n")
+        extra: list[Callback] = [_WriteConfig(Path(out) / "config.json", config)]
+        if tc.tensorboard:
+            extra.append(TensorBoard(Path(out) / "tensorboard"))
+        trainers.append(Trainer(group.nets[k], group.optimizers[k], group.samplers[k], steps=steps, out_dir=out,
+                                callbacks=extra, log_every=tc.log_every, checkpoint_every=tc.checkpoint_every,
+                                name=model, device=group.dev, train_config=tc, dataset=group.ds, progress=False))
+    return trainers
 
 
-def _member_config(model, group: _Group, k: int, ds, ds_name, ds_opts, steps, overrides) -> dict:
-    from crlkit import __version__
-    from crlkit.files import jsonable
-
-    return {
-        "model": model, "dataset": ds_name, "data_options": jsonable(ds_opts), "steps": steps,
-        "seed": int(group.seeds[k]), "observation_shape": list(ds.observation_shape), "batch_kind": group.cls.batch_kind,
-        "model_config": jsonable(group.cfgs[k]), "train_config": jsonable(group.train_cfg),
-        "sampler_options": jsonable(group.sampler_opts), "overrides": jsonable(dict(overrides or {})),
-        "device": str(group.dev), "crlkit_version": __version__, "torch_version": torch.__version__,
-    }
+def _checkpoint_due(trainer: Trainer) -> bool:
+    """Whether the trainer's Checkpoint callback writes at this flush (the member's net and
+    optimizers must then hold the stacked state)."""
+    for cb in trainer.callbacks:
+        if isinstance(cb, Checkpoint):
+            return trainer.step // cb.every > cb.saved // cb.every or trainer.step >= trainer.total_steps
+    return False
 
 
-def _train_group(model, group: _Group, members, dirs, ds, ds_name, ds_opts, *, steps, resume, progress):
-    dev, K = group.dev, group.K
-    runs = [_RunDir(d, _member_config(model, group, k, ds, ds_name, ds_opts, steps, members[k][1]), resume=resume,
-                    dev=dev) for k, d in enumerate(dirs)]
-    starts = {r.start for r in runs}
-    if len(starts) > 1:
-        raise CrlkitError(f"--resume: the members' checkpoints are at different steps {sorted(starts)}; "
-                          "resume them with mode='sequential'")
-    start = starts.pop()
-    for r in runs:
-        r.begin(steps)
-    if start > 0:  # each member's single-run state, then stacked again
-        for k, r in enumerate(runs):
-            group.nets[k].load_state_dict(r.state["model"])
-            for name, opt in group.optimizers[k].items():
-                opt.load_state_dict(r.state["optimizers"][name])
-            group.samplers[k].load_state_dict(r.state["sampler"])
-            group.nets[k].noise.set_state(r.state["noise"].cpu())
-        group._stack()
-    tc = group.train_cfg
-    show = sys.stderr.isatty() if progress is None else bool(progress)
-    bar = None
-    if show:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=steps, initial=start, desc=f"{K} x {model} on {ds_name}", unit="step", dynamic_ncols=True,
-                   file=sys.stderr)
-    if dev.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(dev)
-    pending: list[dict[str, torch.Tensor]] = []
-    images = 0
-    t0 = time.perf_counter()
-    cudnn_before = torch.backends.cudnn.benchmark
-    if dev.type == "cuda":
-        torch.backends.cudnn.benchmark = tc.cudnn_benchmark
-    with _trainer._restore_cudnn(cudnn_before), _trainer._cpu_allocator(tc.tune_malloc and dev.type == "cpu"):
+def _train_group(model, group: _Group, members, dirs, ds_name, ds_opts, *, steps, resume, overwrite, progress):
+    dev, K, tc = group.dev, group.K, group.train_cfg
+    for out in dirs:  # refuse before anything is written
+        check_run_dir(out, resume=resume, overwrite=overwrite)
+    trainers = _member_trainers(model, group, members, dirs, ds_name, ds_opts, steps=steps, resume=resume,
+                                overwrite=overwrite)
+    states = [t._start_run(resume, overwrite) for t in trainers]
+    diverged: dict[int, str] = {}
+    with process_settings(dev, cudnn_benchmark=tc.cudnn_benchmark, tune_malloc=tc.tune_malloc):
+        for t, state in zip(trainers, states):
+            if state is not None:
+                t.load_state_dict(state)
+            t.start_step = t.step
+        starts = sorted({t.step for t in trainers})
+        if len(starts) > 1:
+            raise CrlkitError(f"--resume: the members' checkpoints are at different steps {starts}; "
+                              "resume them with mode='sequential'")
+        start = starts[0]
+        if start > 0:
+            group._stack()  # the members' loaded states, stacked again
+        show = sys.stderr.isatty() if progress is None else bool(progress)
+        bar = None
+        if dev.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(dev)
         try:
+            for t in trainers:
+                t.call("on_fit_start")
+            if show:
+                from tqdm.auto import tqdm
+
+                bar = tqdm(total=steps, initial=start, desc=f"{K} x {model} on {ds_name}", unit="step",
+                           dynamic_ncols=True, file=sys.stderr)
+            pending: list[dict[str, torch.Tensor]] = []
+            images = 0
+            t0 = time.perf_counter()
             for step in range(start, steps):
                 batch = group.next_batch()
-                images += sum(int(v.shape[0] * v.shape[1]) for k, v in batch.items() if k in ("x", "x2"))
+                images += sum(int(v.shape[0] * v.shape[1]) for key, v in batch.items() if key in ("x", "x2"))
                 pending.append(group.step(batch, step))
                 done = step + 1
-                if done % tc.log_every == 0 or done == steps or done % tc.checkpoint_every == 0:
-                    window = {t: torch.stack([p[t] for p in pending]).float().cpu() for t in pending[0]}  # (n, K)
+                if done % tc.log_every == 0 or done == steps:
+                    window = {term: torch.stack([p[term] for p in pending]) for term in pending[0]}  # (n, K)
+                    window = dict(zip(window, torch.stack(list(window.values())).float().cpu()))  # one sync
+                    n = len(pending)
                     pending = []
-                    for k, r in enumerate(runs):
-                        if r.diverged:
-                            continue
+                    live = [k for k in range(K) if k not in diverged]
+                    for k in live:
+                        trainers[k].step = done
+                        trainers[k]._pending = [{term: v[i, k] for term, v in window.items()} for i in range(n)]
+                    due = [k for k in live if _checkpoint_due(trainers[k])]
+                    if due:
+                        group.sync_members(due)
+                    for k in live:
                         try:
-                            r.append(_trainer._flush([{t: v[i, k] for t, v in window.items()}
-                                                      for i in range(len(next(iter(window.values()))))], done, model))
+                            trainers[k].call("on_log", trainers[k]._flush())
                         except TrainingDiverged as e:
-                            r.diverged = f"member seed {group.seeds[k]} ({r.out}): {e}"
-                            log.warning("%s", r.diverged)
+                            diverged[k] = f"member seed {group.seeds[k]} ({dirs[k]}): {e}"
+                            log.warning("%s", diverged[k])
                     if bar is not None:
                         bar.update(done - bar.n)
-                    if done % tc.checkpoint_every == 0 or done == steps:
-                        _checkpoint(group, runs, done)
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+            seconds = time.perf_counter() - t0
+        except BaseException:
+            for t in trainers:
+                with contextlib.suppress(Exception):
+                    t.call("on_fit_end", None)
+            raise
         finally:
             if bar is not None:
                 bar.close()
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-        seconds = time.perf_counter() - t0
-        if steps == start and not all(r.ckpt.exists() for r in runs):
-            _checkpoint(group, runs, start)
     peak = (torch.cuda.max_memory_allocated(dev) / K / 2**20) if dev.type == "cuda" else None
     total_rate = images / seconds if seconds > 0 and images else 0.0
-    summaries, diverged = [], []
-    for k, r in enumerate(runs):
-        if r.diverged:
-            diverged.append(r.diverged)
+    summaries = []
+    for k, t in enumerate(trainers):
+        if k in diverged:
             continue
-        tail = r.rows[-min(tc.log_every, len(r.rows)):] if r.rows else []
-        means = {c: float(np.mean([row[c] for row in tail])) for c in (r.columns or []) if c != "step"} if tail else {}
+        t.seconds = seconds
+        result = t.summary()
         summary = {
             "model": model, "dataset": ds_name, "steps": steps, "seed": int(group.seeds[k]),
-            "final_loss": means.get("loss", float("nan")), "terms": {c: v for c, v in means.items() if c != "loss"},
-            "images_per_second": total_rate / K, "seconds": seconds, "resumed_from": start, "device": str(dev),
-            "batch_size": tc.batch_size, "machine": f"{platform.machine()} {os.cpu_count()} cpus",
-            "torch_threads": torch.get_num_threads(),
+            "final_loss": result["final_loss"], "terms": result["terms"], "images_per_second": total_rate / K,
+            "seconds": seconds, "resumed_from": start, "device": str(dev), "batch_size": tc.batch_size,
+            "machine": f"{platform.machine()} {os.cpu_count()} cpus", "torch_threads": torch.get_num_threads(),
             "group": {"mode": "grouped", "size": K, "reason": None, "images_per_second_total": total_rate,
                       "peak_memory_per_model_mb": peak, "precision": "bf16" if group.bf16 else "fp32"},
         }
-        r.finish(summary)
+        t.call("on_fit_end", summary)
+        atomic_write_json(Path(dirs[k]) / "summary.json", summary)
         summaries.append(summary)
-    return summaries, diverged
-
-
-def _checkpoint(group: _Group, runs: list[_RunDir], step: int) -> None:
-    group.sync_members()
-    for k, r in enumerate(runs):
-        if not r.diverged:
-            r.checkpoint(group.nets[k], group.optimizers[k], group.samplers[k], step, group.dev)
+    return summaries, list(diverged.values())
 
 
 __all__ = ["train_many", "parse_seeds", "GROUPED_STEPS", "MODES", "PRECISIONS"]
