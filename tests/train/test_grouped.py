@@ -235,3 +235,16 @@ def test_parse_seeds_and_bad_options():
         train_many("beta_vae", ToySquares(16), seeds=[0], steps=1, out_dir="x", mode="stacked")
     with pytest.raises(CrlkitError, match="precision must be one of"):
         train_many("beta_vae", ToySquares(16), seeds=[0], steps=1, out_dir="x", precision="fp16")
+
+
+def test_a_diverging_member_stops_alone(tmp_path):
+    variants = [{"beta": 1.0}, {"beta": float("inf")}]
+    with pytest.raises(crlkit.CrlkitError, match="member seed 0 .*variant_1.*'regularizer' is inf at step 1"):
+        train_many("beta_vae", ToyVectors(), seeds=[0], variants=variants, steps=6, out_dir=tmp_path / "g",
+                   overrides={**VEC, "log_every": 2}, mode="grouped", progress=False)
+    good, bad = tmp_path / "g" / "variant_0" / "seed_0", tmp_path / "g" / "variant_1" / "seed_0"
+    assert (good / "summary.json").exists() and not (bad / "summary.json").exists()
+    assert not (bad / "checkpoint.pt").exists()  # no window of it was finite: nothing checkpointed
+    train("beta_vae", ToyVectors(), steps=6, seed=0, out_dir=tmp_path / "single",
+          overrides={**VEC, "beta": 1.0, "log_every": 2}, progress=False)
+    assert _worst_relative(_state(good)["model"], _state(tmp_path / "single")["model"]) < 1e-4
