@@ -224,6 +224,12 @@ def test_cli_seeds_writes_one_run_directory_per_seed(tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == ["seed_0", "seed_1"]
     assert json.loads((out / "seed_1" / "config.json").read_text())["seed"] == 1
     assert "seed 1" in capsys.readouterr().out
+    # crlkit evaluate reads a grouped member like a single run
+    train_many("beta_vae", "dsprites", seeds=[0, 1], steps=2, out_dir=tmp_path / "g", overrides={"batch_size": 4},
+               mode="grouped", progress=False)
+    rc = main(["evaluate", str(tmp_path / "g" / "seed_1"), "--metrics", "mig", "--n-train", "200", "--n-test", "100",
+               "--out", str(tmp_path / "m.json")])
+    assert rc == 0 and 0 <= json.loads((tmp_path / "m.json").read_text())["mig"] <= 1
 
 
 def test_parse_seeds_and_bad_options():
