@@ -205,9 +205,9 @@ def test_one_call_rendering_gives_each_member_its_own_batches():
 @pytest.mark.parametrize("model,opts", [("beta_vae", IMG), ("factor_vae", {**IMG, **SMALL_D})])
 def test_bf16_trains_close_to_fp32(tmp_path, model, opts):
     opts = {**opts, "log_every": 1}
-    fp = train_many(model, ToySquares(16), seeds=[0, 1], steps=4, out_dir=tmp_path / "fp", overrides=opts,
+    fp = train_many(model, ToySquares(16), seeds=[0, 1], steps=2, out_dir=tmp_path / "fp", overrides=opts,
                     mode="grouped", progress=False)
-    bf = train_many(model, ToySquares(16), seeds=[0, 1], steps=4, out_dir=tmp_path / "bf", overrides=opts,
+    bf = train_many(model, ToySquares(16), seeds=[0, 1], steps=2, out_dir=tmp_path / "bf", overrides=opts,
                     mode="grouped", precision="bf16", progress=False)
     assert bf[0]["group"]["precision"] == "bf16"
     for a, b in zip(fp, bf):
