@@ -227,7 +227,7 @@ def test_cli_seeds_writes_one_run_directory_per_seed(tmp_path, capsys):
     # crlkit evaluate reads a grouped member like a single run
     train_many("beta_vae", "dsprites", seeds=[0, 1], steps=2, out_dir=tmp_path / "g", overrides={"batch_size": 4},
                mode="grouped", progress=False)
-    rc = main(["evaluate", str(tmp_path / "g" / "seed_1"), "--metrics", "mig", "--n-train", "200", "--n-test", "100",
+    rc = main(["evaluate", str(tmp_path / "g" / "seed_1"), "--metrics", "mig", "--samples", "200", "--test-samples", "100",
                "--out", str(tmp_path / "m.json")])
     assert rc == 0 and 0 <= json.loads((tmp_path / "m.json").read_text())["mig"] <= 1
 
