@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "crlkit.commands.shortcut",   # shortcut
     "crlkit.commands.impossibility",  # impossibility
     "crlkit.commands.identify",   # identify
+    "crlkit.commands.study",      # study run, status, export, report
     "crlkit.commands.demo",       # demo
 )
 
