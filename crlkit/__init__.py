@@ -9,7 +9,7 @@ shortcut-learning robustness methods (``crlkit.robust``).
 from crlkit.errors import CrlkitError
 
 __version__ = "0.1.0"
-__all__ = ["CrlkitError", "__version__", "load"]
+__all__ = ["CrlkitError", "__version__", "load", "train_many"]
 
 
 def load(path, *, device="cpu"):
@@ -20,3 +20,10 @@ def load(path, *, device="cpu"):
     from crlkit.train import load_model
 
     return load_model(path, device=device)
+
+
+def train_many(*args, **kwargs):
+    """Train several models of one method as one stacked group: :func:`crlkit.train.grouped.train_many`."""
+    from crlkit.train.grouped import train_many as _train_many
+
+    return _train_many(*args, **kwargs)

@@ -27,12 +27,16 @@ def register(sub) -> None:
                            "crlkit train --model beta_vae --dataset dsprites --steps 3000 --out runs/bvae "
                            "--set beta=8 --set batch_size=32",
                            "crlkit train --model beta_vae --dataset dsprites --steps 6000 --out runs/bvae --resume",
-                           "crlkit train --model ada_gvae --dataset dsprites --steps 3000 --out runs/ada --set k=-1"),
+                           "crlkit train --model ada_gvae --dataset dsprites --steps 3000 --out runs/ada --set k=-1",
+                           "crlkit train --model beta_vae --dataset dsprites --steps 3000 --seeds 0-7 --out runs/bvae"),
                        formatter_class=HelpFormatter)
     p.add_argument("--model", required=True, help="model name (listed above)")
     p.add_argument("--dataset", required=True, help="dataset name (see `crlkit data list`)")
     add_steps(p, required=True, help="total number of training steps (with --resume, including those done)")
     add_seed(p)
+    p.add_argument("--seeds", default=None, metavar="RANGE",
+                   help="one model per seed, e.g. 0-7 or 0,3,5, trained with crlkit.train_many (as one group on "
+                        "CUDA); writes OUT/seed_N for each")
     add_out(p, help="run directory (checkpoint.pt, log.csv, summary.json, config.json)")
     add_set(p)
     add_data_set(p)
@@ -89,6 +93,8 @@ def run_train(args) -> int:
     data_options = parse_assignments(args.data_options, flag="--data-set")
     print(preview(args.model, args.dataset, data_options=data_options, overrides=overrides,
                   allow_mismatch=args.allow_mismatch))
+    if args.seeds is not None:
+        return _run_train_many(args, overrides, data_options)
     with torch_threads(args.threads):
         summary = train(args.model, args.dataset, steps=args.steps, seed=args.seed, out_dir=args.out,
                         overrides=overrides, data_options=data_options, device=args.device, resume=args.resume,
@@ -97,6 +103,21 @@ def run_train(args) -> int:
     terms = ", ".join(f"{k} {v:.4g}" for k, v in summary["terms"].items())
     print(f"{args.model} on {summary['dataset']}: {summary['steps']} steps, loss {summary['final_loss']:.4g} "
           f"({terms}); {summary['images_per_second']:.0f} images/s; wrote {args.out}")
+    return 0
+
+
+def _run_train_many(args, overrides, data_options) -> int:
+    from crlkit.train.grouped import parse_seeds, train_many
+
+    with torch_threads(args.threads):
+        summaries = train_many(args.model, args.dataset, seeds=parse_seeds(args.seeds), steps=args.steps,
+                               out_dir=args.out, overrides=overrides, data_options=data_options, device=args.device,
+                               resume=args.resume, overwrite=args.overwrite, progress=None if args.progress else False,
+                               allow_mismatch=args.allow_mismatch)
+    for s in summaries:
+        run_dir = f"{args.out}/seed_{s['seed']}"
+        print(f"{args.model} seed {s['seed']}: {s['steps']} steps, loss {s['final_loss']:.4g} "
+              f"({s['group']['mode']} training); wrote {run_dir}")
     return 0
 
 

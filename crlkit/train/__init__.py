@@ -10,9 +10,10 @@
 
 from crlkit.train.callbacks import (Callback, Checkpoint, CSVLog, NaNGuard, Progress, TensorBoard, TrainingDiverged,
                                     read_checkpoint, save_checkpoint)
+from crlkit.train.grouped import train_many
 from crlkit.train.trainer import (TrainConfig, Trainer, check_run_dir, load_dataset, load_model, read_run_config,
                                   resolve_settings, train)
 
 __all__ = ["Trainer", "TrainConfig", "TrainingDiverged", "train", "load_model", "load_dataset", "read_run_config",
            "resolve_settings", "check_run_dir", "Callback", "NaNGuard", "CSVLog", "TensorBoard", "Progress",
-           "Checkpoint", "save_checkpoint", "read_checkpoint"]
+           "Checkpoint", "save_checkpoint", "read_checkpoint", "train_many"]
