@@ -12,6 +12,7 @@ seconds on one CPU thread.
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Iterable
 
 import numpy as np
@@ -83,21 +84,53 @@ def group_balanced_weights(groups: torch.Tensor) -> torch.Tensor:
     return 1.0 / counts[groups]
 
 
+def eval_steps(steps: int, evals: int) -> list[int]:
+    """``evals`` checkpoint steps spread evenly over ``steps`` updates, the last one included."""
+    steps, evals = int(steps), max(1, int(evals))
+    return sorted({max(1, round(steps * k / evals)) for k in range(1, evals + 1)})
+
+
 def train_steps(model: nn.Module, batch_loss: Callable[[int], torch.Tensor], *, steps: int, lr: float,
-                weight_decay: float = 0.0, params=None) -> list[float]:
-    """Adam on ``batch_loss(step)`` for a fixed number of steps (L2 ``weight_decay`` is the coupled,
-    classical penalty). Returns the loss of every step."""
+                weight_decay: float = 0.0, params=None, checkpoints: Iterable[int] = (),
+                on_checkpoint: Callable[[int], None] | None = None,
+                reset_optimizer_at: int | None = None) -> dict:
+    """Adam on ``batch_loss(step)`` for ``steps`` updates (L2 ``weight_decay`` is the coupled,
+    classical penalty).
+
+    After update ``s`` for each ``s`` in ``checkpoints``, ``on_checkpoint(s)`` is called with the
+    model in eval mode (a validation evaluation: the caller keeps a copy as a candidate).
+    ``reset_optimizer_at``: a fresh Adam (its moment estimates dropped) before that update, as
+    IRM's reference code does when its penalty weight jumps. A non-finite loss stops the run
+    before its update is applied (the checkpoints so far stay valid).
+
+    Returns ``{"losses": [...], "diverged_at": step or None}``."""
+    param_list = list(params if params is not None else model.parameters())
+
+    def adam():
+        return torch.optim.Adam(param_list, lr=lr, weight_decay=weight_decay)
+
+    opt = adam()
+    marks = set(int(c) for c in checkpoints)
+    losses, diverged = [], None
     model.train()
-    opt = torch.optim.Adam(params if params is not None else model.parameters(), lr=lr, weight_decay=weight_decay)
-    losses = []
     for step in range(int(steps)):
+        if reset_optimizer_at is not None and step == reset_optimizer_at and step > 0:
+            opt = adam()
         loss = batch_loss(step)
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            diverged = step
+            break
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        losses.append(float(loss.detach()))
+        losses.append(value)
+        if on_checkpoint is not None and step + 1 in marks:
+            model.eval()
+            on_checkpoint(step + 1)
+            model.train()
     model.eval()
-    return losses
+    return {"losses": losses, "diverged_at": diverged}
 
 
 @torch.no_grad()
