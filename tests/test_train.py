@@ -19,7 +19,7 @@ VEC = {"batch_size": 16, "log_every": 2, "mlp_hidden": 16, "mlp_depth": 1, "num_
 
 
 def _weights(path):
-    return torch.load(path / "checkpoint.pt", weights_only=False)
+    return torch.load(path / "checkpoint.pt", weights_only=True)
 
 
 def _same_state(a, b):
