@@ -157,9 +157,25 @@ def test_train_steps_stops_on_a_non_finite_loss_and_resets_adam():
 
     out = train_steps(model, loss, steps=10, lr=0.1, checkpoints=[2, 4, 8], on_checkpoint=seen.append,
                       reset_optimizer_at=3)
-    assert out["diverged_at"] == 5 and len(out["losses"]) == 5 and seen == [2, 4]
-    assert torch.isfinite(model.weight).all()
-    assert eval_steps(10, 4) == [2, 5, 8, 10] and eval_steps(3, 8) == [1, 2, 3]
+    assert out["diverged_at"] == 5 and out["summary"] is None and seen == [2, 4]
+
+
+def test_reset_adam_drops_the_moment_estimates_at_its_step():
+    from types import SimpleNamespace
+
+    from crlkit.robust.classifier import ResetAdam
+
+    w = torch.nn.Parameter(torch.ones(2))
+    opt = torch.optim.Adam([w], lr=0.1)
+    for _ in range(3):
+        opt.zero_grad()
+        w.sum().backward()
+        opt.step()
+    trainer, cb = SimpleNamespace(optimizers={"adam": opt}), ResetAdam(3)
+    cb.on_step_start(trainer, 2)
+    assert int(opt.state[w]["step"]) == 3
+    cb.on_step_start(trainer, 3)
+    assert len(opt.state) == 0  # a fresh start: the next update is Adam's first
 
 
 def test_irmv1_penalty_matches_its_closed_form():
