@@ -1,4 +1,4 @@
-"""Benchmark grid of the identifiable CRL methods (issue 6), run by hand.
+"""Benchmark grid of the identifiable CRL methods, run by hand: the figures of bench/RESULTS_identify.md.
 
 Runs each setting through :func:`crlkit.identify.run_identify` (the shared trainer, held-out
 scoring, random-rotation baselines) in ``--jobs`` parallel worker processes with one torch

@@ -130,7 +130,7 @@ def test_cli_train_and_traverse_on_dsprites(tmp_path, capsys):
     assert rc == 0 and "beta_vae on dsprites: 2 steps" in capsys.readouterr().out
     assert json.loads((run / "config.json").read_text())["model_config"]["beta"] == 8.0
     png = tmp_path / "t.png"
-    assert main(["traverse", str(run), "--out", str(png), "--steps", "3"]) == 0
+    assert main(["traverse", str(run), "--out", str(png), "--values", "3"]) == 0
     from PIL import Image
 
     w, h = Image.open(png).size

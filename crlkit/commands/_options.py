@@ -7,6 +7,8 @@
 ``--threads``          torch CPU threads (default :data:`DEFAULT_THREADS` everywhere)
 ``--seed``             an integer >= 0
 ``--steps``            training steps, and nothing else
+``--samples``          how many data samples a command draws (``--test-samples``: its held-out split)
+``--no-progress``      no progress bar or progress lines on a long step
 ``--out``              a directory (a run, a study, a page), or the file itself where the
                        command's whole output is one file (``evaluate``, ``traverse``, ``study export``)
 ``--resume``           continue the run in ``--out``
@@ -14,7 +16,9 @@
 =====================  ====================================================================
 
 Every numeric flag is range-checked by its argparse ``type`` (so before any work starts);
-a bad value gives one line naming the flag and the valid range, and exit 2.
+a bad value gives one line naming the flag and the valid range, and exit 2. The types carry
+their bounds (``parse.kind``, ``parse.lo``, ``parse.hi``), so a test can find every numeric flag
+of every command and throw out-of-range values at it (tests/test_cli_properties.py).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ def int_range(lo: int | None = None, hi: int | None = None) -> Callable[[str], i
         return value
 
     parse.__name__ = "int"
+    parse.kind, parse.lo, parse.hi = "int", lo, hi
     return parse
 
 
@@ -67,6 +72,8 @@ def float_range(lo: float | None = None, hi: float | None = None, *, lo_open: bo
         return value
 
     parse.__name__ = "float"
+    parse.kind, parse.lo, parse.hi = "float", lo, hi
+    parse.lo_open, parse.hi_open = lo_open, hi_open
     return parse
 
 
@@ -88,18 +95,33 @@ def add_seed(p: argparse.ArgumentParser, *, default: int = 0, help: str = "rando
 def add_steps(p: argparse.ArgumentParser, *, default: int | None = None, required: bool = False,
               help: str = "training steps") -> None:
     suffix = "" if default is None else f" (default {default})"
-    p.add_argument("--steps", type=int_range(0), default=default, required=required, metavar="N",
+    p.add_argument("--steps", type=int_range(0, 10**9), default=default, required=required, metavar="N",
                    help=f"{help}, an integer >= 0{suffix}")
 
 
-def add_threads(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--threads", type=int_range(1), default=DEFAULT_THREADS, metavar="N",
-                   help=f"torch CPU threads (default {DEFAULT_THREADS}; small models run fastest on 1)")
+def add_threads(p: argparse.ArgumentParser, *, help: str = "CPU threads") -> None:
+    p.add_argument("--threads", type=int_range(1, 1024), default=DEFAULT_THREADS, metavar="N",
+                   help=f"{help} (default {DEFAULT_THREADS}: crlkit's small models run fastest on 1; "
+                        "restored when the command ends)")
 
 
-def add_device(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default="cpu", metavar="DEVICE",
-                   help="where to train and encode: cpu (default), cuda or cuda:N")
+def add_device(p: argparse.ArgumentParser, *, help: str = "where to train and encode") -> None:
+    p.add_argument("--device", default="cpu", metavar="DEVICE", help=f"{help}: cpu (default), cuda or cuda:N")
+
+
+def add_samples(p: argparse.ArgumentParser, *, default: int, minimum: int = 1, help: str = "samples drawn",
+                flag: str = "--samples") -> None:
+    """``--samples N`` (and ``--test-samples N`` with ``flag=``): how many data samples a
+    command draws, an integer >= ``minimum``."""
+    p.add_argument(flag, type=int_range(minimum, 10**9), default=default, metavar="N",
+                   help=f"{help}, an integer >= {minimum} (default {default})")
+
+
+def add_progress(p: argparse.ArgumentParser) -> None:
+    """``--no-progress``: long steps show a bar with the time left on a terminal and a line every
+    ~30 s otherwise; this turns both off."""
+    p.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="no progress bar (on a terminal) or progress lines (otherwise)")
 
 
 def add_set(p: argparse.ArgumentParser, *, help: str = "method or training option, e.g. --set beta=8 "
@@ -126,6 +148,15 @@ def add_run_mode(p: argparse.ArgumentParser) -> None:
                    help="continue the run in --out from its last checkpoint")
     g.add_argument("--overwrite", action="store_true",
                    help="replace the run in --out (without it, an existing run is never touched)")
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Wraps a command's description to the terminal; keeps the examples epilog as written."""
+
+    def _fill_text(self, text, width, indent):
+        if text.lstrip().startswith("examples:"):
+            return super()._fill_text(text, width, indent)
+        return argparse.HelpFormatter._fill_text(self, text, width, indent)
 
 
 def examples(*lines: str) -> str:

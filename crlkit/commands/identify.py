@@ -1,153 +1,115 @@
 """``crlkit identify``: train an identifiable causal representation learning method (or a VAE
 baseline) on its synthetic setting and score it against the random-rotation chance level;
-``--compare`` runs them side by side.
-
-    crlkit identify --method ivae --latents 5 --segments 40 --mixing-layers 3 --seed 0 --out runs/ivae
-    crlkit identify --compare --out runs/identify_compare
+``--compare`` runs them side by side. Parses arguments and prints; the work is
+:func:`crlkit.identify.run_identify` and :func:`crlkit.identify.compare.run_compare`.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from pathlib import Path
 
+from crlkit.commands._options import (add_data_set, add_device, add_out, add_seed, add_set, add_steps, add_threads,
+                                      examples, int_range, torch_threads)
 from crlkit.errors import CrlkitError
 
 
 def register(sub) -> None:
-    from crlkit.identify.benchmark import CONDITIONALS, METHODS
+    from crlkit.identify.benchmark import METHODS, RUN_OPTIONS
 
+    run_keys = "; ".join(f"{k} ({', '.join(only) if only else 'all'}): {what}"
+                         for k, (_, only, what) in RUN_OPTIONS.items())
     p = sub.add_parser(
         "identify", help="train an identifiable CRL method and score it against the rotation baseline",
         description="Train an identifiable method (ivae, iflow, contrastive, content_style, interventional) or a VAE "
                     "baseline on a synthetic latent-model + invertible-MLP setting through the shared trainer; "
                     "write OUT/results.json with MCC, linear/nonlinear R2 and the random-rotation baseline. "
-                    "--compare runs all methods and writes OUT/comparison.{csv,md,png}.")
-    p.add_argument("--method", default=None, help=f"one of: {', '.join(METHODS)}")
+                    "--compare runs all methods and writes OUT/comparison.{csv,md,png}. "
+                    "Method options are --set keys of the method's config (e.g. ivae: preset, posterior, "
+                    "importance_samples, decoder_var; interventional: known_targets, refine_from, recon_weight), "
+                    f"and the runner's keys: {run_keys}. Dataset options are --data-set keys of the 'synthetic' "
+                    "dataset (e.g. mixing_activation=xtanh).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=examples(
+            "crlkit identify --method ivae --seed 0 --out runs/ivae",
+            "crlkit identify --method ivae --set preset=paper --out runs/ivae_paper",
+            "crlkit identify --method ivae --mixing-layers 3 --restarts 4 --seed 4 --out runs/ivae_r4",
+            "crlkit identify --method interventional --set known_targets=true --out runs/cauca",
+            "crlkit identify --method contrastive --set conditional=gaussian --out runs/cl_l2",
+            "crlkit identify --compare --quick --out runs/identify_compare"))
+    p.add_argument("--method", default=None, metavar="NAME", help=f"the method to run: {', '.join(METHODS)}")
     p.add_argument("--compare", action="store_true", help="run every method side by side (table and plot)")
-    p.add_argument("--quick", action="store_true", help="with --compare: small demo-sized settings")
-    p.add_argument("--latents", type=int, default=None, help="number of true latents (method default if omitted)")
-    p.add_argument("--segments", type=int, default=None, help="iVAE segments / auxiliary values (default 40)")
-    p.add_argument("--mixing-layers", type=int, default=None, help="layers of the invertible MLP; 1 = linear")
-    p.add_argument("--mixing-activation", default=None,
-                   help="activation of the mixing MLP: lrelu (default; slope 0.1 for iVAE, 0.2 otherwise) or "
-                        "xtanh (tanh(h) + slope h, the data of the iVAE reference code)")
-    p.add_argument("--steps", type=int, default=None, help="training steps (method default if omitted)")
-    p.add_argument("--conditional", default="laplace",
-                   help=f"contrastive pairs and similarity: laplace (L1, axes identified) or gaussian (L2); "
-                        f"one of {', '.join(CONDITIONALS)}")
-    p.add_argument("--restarts", type=int, default=None,
-                   help="ivae, iflow, interventional: train this many restarts and keep the best by a "
-                        "label-free held-out score (ivae: ELBO; iflow: log-likelihood; interventional: balance "
-                        "of the inferred targets, stopping at the first balanced run); default 1 (ivae, iflow), "
-                        "at most 3 (interventional)")
-    p.add_argument("--posterior", default=None,
-                   help="ivae: q(z|x) with a full covariance (default) or diagonal (mean-field, the paper's); "
-                        "one of diagonal, full")
-    p.add_argument("--decoder-var", type=float, default=None,
-                   help="ivae: fixed variance of p(x|z) in whitened units (default 0.01, the paper's)")
-    p.add_argument("--importance-samples", type=int, default=None,
-                   help="ivae: train on the importance-weighted bound with this many samples of q(z|x) per x "
-                        "(Burda et al. 2016; default 8); 1 is the ELBO")
-    p.add_argument("--known-targets", action="store_true",
-                   help="interventional: give the model each pair's intervened node (CauCA's known targets) "
-                        "instead of inferring it (ILCM's unknown targets, the default)")
-    p.add_argument("--no-refine", action="store_true",
-                   help="interventional, unknown targets: skip the refinement with self-assigned targets that "
-                        "otherwise takes the last quarter of the steps (stage 1 alone, for ablations)")
-    p.add_argument("--recon-weight", type=float, default=None,
-                   help="interventional: weight of the reconstruction term that keeps the code injective "
-                        "(default 1; 0 turns it off, for ablations)")
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--eval-samples", type=int, default=5000, help="held-out samples scored (default 5000)")
-    p.add_argument("--graph-pairs", type=int, default=None,
-                   help="interventional: fresh pairs stage 2 reads the latent graph from (default 50000)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch threads while training (default 1: small MLPs run fastest single-threaded)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="runs/identify", help="output directory (default runs/identify)")
+    p.add_argument("--quick", action="store_true", help="with --compare: small demo-sized settings (minutes)")
+    p.add_argument("--latents", type=int_range(2), default=None, metavar="N",
+                   help="number of true latents (default: the method's setting)")
+    p.add_argument("--segments", type=int_range(1), default=None, metavar="M",
+                   help="segments (values of the auxiliary variable) of ivae, iflow and the VAE baselines "
+                        "(default 40)")
+    p.add_argument("--mixing-layers", type=int_range(1), default=None, metavar="L",
+                   help="layers of the invertible mixing MLP; 1 = linear (default: the method's setting)")
+    p.add_argument("--restarts", type=int_range(1), default=None, metavar="R",
+                   help="ivae, iflow, interventional: train R restarts and keep the best by a label-free "
+                        "held-out score (ivae: bound in the data's units; iflow: log-likelihood; interventional: "
+                        "balance of the inferred targets, stopping at the first balanced run); default 1 "
+                        "(ivae, iflow), at most 3 (interventional)")
+    add_steps(p, help="training steps (default: the method's setting)")
+    add_seed(p, help="seed of the data, the mixing, the weights and the batches")
+    add_set(p, help="method option (a field of the method's config, e.g. --set posterior=diagonal) or runner "
+                    "option (batch_size, lr, eval_samples, graph_pairs, conditional); repeatable")
+    add_data_set(p)
+    add_device(p)
+    add_threads(p)
+    add_out(p, default="runs/identify", help="output directory")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the results and models in --out (without it, an --out that holds them is refused)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from crlkit.identify.benchmark import METHODS, run_identify
+    from crlkit.config import parse_assignments
+    from crlkit.identify.benchmark import METHODS, data_options, run_identify, split_options
     from crlkit.registry import unknown_choice
 
     out = Path(args.out)
+    overrides = parse_assignments(args.overrides, flag="--set")
+    data = data_options(parse_assignments(args.data_options, flag="--data-set"))
     if args.compare:
         if args.method:
             raise CrlkitError("give either --method NAME or --compare, not both")
+        if overrides or data or args.restarts:
+            raise CrlkitError("--set, --data-set and --restarts apply to one --method, not to --compare")
         from crlkit.identify.compare import default_rows, run_compare
 
         rows = default_rows(steps=args.steps, latents=args.latents, segments=args.segments,
                             mixing_layers=args.mixing_layers, quick=args.quick)
-        table = run_compare(out, seed=args.seed, rows=rows, device=args.device, log=print,
-                            eval_samples=args.eval_samples, threads=args.threads)
+        with torch_threads(args.threads):
+            table = run_compare(out, seed=args.seed, rows=rows, device=args.device, log=print, threads=None,
+                                overwrite=args.overwrite)
         print((out / "comparison.md").read_text())
         print(f"wrote {out / 'comparison.csv'}, {out / 'comparison.md'}, {out / 'comparison.png'} ({len(table)} runs)")
         return 0
-    if args.threads is not None and args.threads < 1:
-        raise CrlkitError(f"--threads must be >= 1; got {args.threads}")
+    if args.quick:
+        raise CrlkitError("--quick applies to --compare only")
     if not args.method:
         raise CrlkitError(f"--method is required (one of: {', '.join(METHODS)}), or use --compare")
     if args.method not in METHODS:
         raise CrlkitError(unknown_choice("method", args.method, METHODS))
-    data_options = None
-    if args.mixing_activation is not None:
-        from crlkit.mixing.mlp import ACTIVATIONS
-
-        if args.mixing_activation not in ACTIVATIONS:
-            raise CrlkitError(unknown_choice("mixing-activation", args.mixing_activation, ACTIVATIONS))
-        data_options = {"mixing_activation": args.mixing_activation}
-    model_options = None
-    if args.posterior is not None:
-        from crlkit.models.identifiable import IVAE_POSTERIORS
-
-        if args.method != "ivae":
-            raise CrlkitError(f"--posterior applies to --method ivae only; got --method {args.method}")
-        if args.posterior not in IVAE_POSTERIORS:
-            raise CrlkitError(unknown_choice("posterior", args.posterior, IVAE_POSTERIORS))
-        model_options = {"posterior": args.posterior}
-    if args.decoder_var is not None:
-        if args.method != "ivae":
-            raise CrlkitError(f"--decoder-var applies to --method ivae only; got --method {args.method}")
-        if not args.decoder_var > 0:
-            raise CrlkitError(f"--decoder-var must be > 0; got {args.decoder_var}")
-        model_options = {**(model_options or {}), "decoder_var": args.decoder_var}
-    if args.importance_samples is not None:
-        if args.method != "ivae":
-            raise CrlkitError(f"--importance-samples applies to --method ivae only; got --method {args.method}")
-        if args.importance_samples < 1:
-            raise CrlkitError(f"--importance-samples must be >= 1; got {args.importance_samples}")
-        model_options = {**(model_options or {}), "importance_samples": args.importance_samples}
-    if args.known_targets:
-        if args.method != "interventional":
-            raise CrlkitError(f"--known-targets applies to --method interventional only; got --method {args.method}")
-        model_options = {**(model_options or {}), "known_targets": True}
-    if args.no_refine:
-        if args.method != "interventional":
-            raise CrlkitError(f"--no-refine applies to --method interventional only; got --method {args.method}")
-        model_options = {**(model_options or {}), "refine_from": 0}
-    if args.recon_weight is not None:
-        if args.method != "interventional":
-            raise CrlkitError(f"--recon-weight applies to --method interventional only; got --method {args.method}")
-        if not args.recon_weight >= 0:
-            raise CrlkitError(f"--recon-weight must be >= 0 (0: no reconstruction term); got {args.recon_weight}")
-        model_options = {**(model_options or {}), "recon_weight": float(args.recon_weight)}
-    if args.graph_pairs is not None and args.method != "interventional":
-        raise CrlkitError(f"--graph-pairs applies to --method interventional only; got --method {args.method}")
+    model_options, run_options = split_options(args.method, overrides)
+    t0 = time.perf_counter()
     res = run_identify(args.method, out_dir=out, seed=args.seed, latents=args.latents, segments=args.segments,
-                       mixing_layers=args.mixing_layers, steps=args.steps, conditional=args.conditional,
-                       batch_size=args.batch_size, lr=args.lr, device=args.device, eval_samples=args.eval_samples,
-                       threads=args.threads, restarts=args.restarts, data_options=data_options,
-                       model_options=model_options, graph_pairs=args.graph_pairs)
+                       mixing_layers=args.mixing_layers, steps=args.steps, device=args.device,
+                       threads=args.threads, restarts=args.restarts, data_options=data or None,
+                       model_options=model_options or None, overwrite=args.overwrite, **run_options)
     keys = ["mcc", "baseline_mcc", "r2_linear", "r2_nonlinear", "r2_content", "r2_style", "shd", "target_accuracy",
             "change_share", "target_balance", "train_seconds"]
     print(json.dumps({k: (round(res[k], 4) if isinstance(res[k], float) else res[k]) for k in keys if k in res}))
-    print(f"wrote {out / 'results.json'}")
+    for r in res.get("restarts", []):
+        mcc = "" if r.get("mcc") is None else f", mcc {r['mcc']:.4f} (not used to select)"
+        print(f"  restart seed {r['seed']}: {r['criterion']} {r[r['criterion']]:.4f}{mcc}"
+              + ("  (kept)" if r["selected"] else ""))
+    print(f"wrote {out / 'results.json'} ({time.perf_counter() - t0:.0f} s)")
     return 0
 
 
@@ -172,7 +134,8 @@ def demo_section(ctx) -> str:
     for i, row in enumerate(rows):
         ctx.log(f"identify: {row.method} on {row.setting}")
         res = run_identify(row.method, out_dir=out / "runs" / f"{i}_{row.method}", seed=ctx.seed,
-                           eval_samples=2000, nonlinear_max_train=500, restarts=1, **row.options)
+                           eval_samples=2000, nonlinear_max_train=500, restarts=1,
+                           overwrite=True, **row.options)  # the demo command decides whether its --out may be replaced
         table.append({"setting": row.setting, "method": row.method, "latents": res["latents"],
                       "segments": res["segments"], "mixing_layers": res["mixing_layers"], "steps": res["steps"],
                       "seed": ctx.seed, "mcc": res["mcc"], "baseline_mcc": res["baseline_mcc"],

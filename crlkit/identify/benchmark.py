@@ -26,6 +26,8 @@ import torch
 
 from crlkit.errors import CrlkitError
 from crlkit.files import atomic_write_json, jsonable
+from crlkit.models._common import check_choice, encode_in_batches
+from crlkit.models.ivae import IVAE_PRESETS
 from crlkit.registry import unknown_choice
 
 #: methods `crlkit identify --method` accepts: the identifiable ones and the VAE baselines.
@@ -73,9 +75,9 @@ def make_setting(method: str, *, latents: int | None = None, segments: int | Non
     method         latents segments layers steps lr    data
     ============== ======= ======== ====== ===== ===== ======================================
     ivae           5       40       3      16000 1e-2  N(0, s²) per segment, s ~ U(0.5, 3);
-                                                       mixing slope 0.1 (iVAE paper); cosine lr;
-                                                       full-covariance posterior
-    iflow          5       40       3      40000 1e-3  as ivae; exact likelihood, cosine lr
+                                                       mixing slope 0.1 (iVAE paper); the
+                                                       config's preset (lr, batch: preset's)
+    iflow          5       40       3      40000 1e-3  as ivae; exact likelihood
     vae, beta_vae  5       40       3      6000  1e-3  as ivae, i.i.d. samples (no segments)
     contrastive    10      -        3      6000  1e-3  uniform box; Laplace (or Gaussian)
                                                        pairs, sigma 0.2 (cl-ica: 0.05, which
@@ -99,6 +101,12 @@ def make_setting(method: str, *, latents: int | None = None, segments: int | Non
     defaults: dict[str, Any]
     if kind == "segments":
         n_steps, batch, rate = {"ivae": (16000, 256, 1e-2), "iflow": (40000, 256, 1e-3)}.get(method, (6000, 64, 1e-3))
+        if method == "ivae":  # the preset's training options (IVAE.train_defaults)
+            from crlkit.models.ivae import IVAE, IVAEConfig
+
+            preset = (model_options or {}).get("preset", IVAEConfig.preset)
+            check_choice("preset", preset, tuple(IVAE_PRESETS))
+            batch, rate = (IVAE.train_defaults(IVAEConfig(preset=preset))[k] for k in ("batch_size", "lr"))
         defaults = dict(latents=5, segments=40, mixing_layers=3, steps=n_steps, batch_size=batch, lr=rate)
     elif kind == "pairs":
         defaults = dict(latents=10, segments=0, mixing_layers=3, steps=6000, batch_size=512, lr=1e-3)
@@ -111,7 +119,7 @@ def make_setting(method: str, *, latents: int | None = None, segments: int | Non
     s = {k: (v if given[k] is None else given[k]) for k, v in defaults.items()}
     if kind == "interventions" and steps is None and int(s["latents"]) >= INTERVENTIONAL_LONG_FROM:
         # 7+ nodes: stage 1 needs longer. On 13 7-node seeds the first run was flagged as mixed or
-        # folded on 10 at 8,000 steps and on 5 at 16,000 (RESULTS_identify.md, ninth session)
+        # folded on 10 at 8,000 steps and on 5 at 16,000 (RESULTS_identify.md)
         s["steps"] = INTERVENTIONAL_LONG_STEPS
     d, m, layers = int(s["latents"]), int(s["segments"]), int(s["mixing_layers"])
     if d < 2:
@@ -127,34 +135,30 @@ def make_setting(method: str, *, latents: int | None = None, segments: int | Non
         if m < 1:
             raise CrlkitError(f"method {method!r} needs segments >= 1; got {m}")
         data.update(segments=m, segment_scale=(0.5, 3.0), slope=0.1)
-        if method == "ivae":
-            # full-covariance posterior at batch 256 (above): better than the old mean-field default at
-            # batch 64 on 8 of 10 settings measured, tied on linear, worse on one 3-layer leaky-ReLU
-            # seed (0.569 vs 0.591); batch 256 because batch 64 diverged in 1 of 10 runs (RESULTS_identify.md)
-            model.update(aux_dim=m, lr_decay_steps=int(s["steps"]), posterior="full",
-                         importance_samples=IVAE_IMPORTANCE_SAMPLES)
-        elif method == "iflow":
-            # 40k steps: on 3 leaky-ReLU layers the two seeds that missed at 20k (0.762, 0.781; chance
-            # 0.72, 0.75) reach 0.921 / 0.891, and seeds 0 and 2-6 do not lose (RESULTS_identify.md)
-            model.update(aux_dim=m, lr_decay_steps=int(s["steps"]))
+        if method in ("ivae", "iflow"):
+            # iVAE: the config's default preset (full posterior, K = 8, whitening, cosine; see
+            # crlkit.models.ivae). iFlow: 40k steps, where on 3 leaky-ReLU layers the two seeds that
+            # missed at 20k reach 0.921 / 0.891 (RESULTS_identify.md)
+            model.update(aux_dim=m)
         else:
             model.update(reconstruction="l2")
     elif kind == "pairs":
         data.update(noise="uniform", noise_scale=1.0 / (2.0 * np.sqrt(3.0)))
         sampler.update(conditional=conditional, sigma=0.2)
-        model.update(p=1.0 if conditional == "laplace" else 2.0, lr_decay_steps=int(s["steps"]))
+        model.update(p=1.0 if conditional == "laplace" else 2.0)
     elif kind == "views":
         content = d // 2
         sampler.update(content=content, p_change=0.75)
-        model.update(num_latents=content, lr_decay_steps=int(s["steps"]))
+        model.update(num_latents=content)
     else:
         data.update(graph="er", expected_degree=2.0, mechanism="linear", standardize=True)
         sampler.update(intervention="perfect")
         # the last quarter refines stage 1 with self-assigned targets (InterventionalConfig.refine_from);
         # a reconstruction term keeps the code injective, which makes folded stage-1 solutions (two noises
-        # in one coordinate, one noise over two) rarer at 6 nodes (RESULTS_identify.md, eighth session)
-        model.update(hidden=128, depth=3, lr_decay_steps=int(s["steps"]), refine_from=max(1, 3 * int(s["steps"]) // 4),
-                     recon_weight=1.0)
+        # in one coordinate, one noise over two) rarer at 6 nodes (RESULTS_identify.md)
+        model.update(hidden=128, depth=3, refine_from=max(1, 3 * int(s["steps"]) // 4), recon_weight=1.0)
+    if method not in ("vae", "beta_vae"):
+        model["lr_decay_steps"] = int(s["steps"])  # the cosine's length, fixed in the run's config
     data.update(data_options or {})
     model.update(model_options or {})
     data["seed"] = int(seed)
@@ -162,6 +166,66 @@ def make_setting(method: str, *, latents: int | None = None, segments: int | Non
                            mixing_layers=layers, steps=int(s["steps"]), seed=int(seed),
                            batch_size=int(s["batch_size"]), lr=float(s["lr"]), data=data, sampler=sampler,
                            model=model)
+
+
+#: ``crlkit identify --set`` keys of the runner, beside the method's config fields:
+#: key -> (type, methods it applies to (None: all), what it sets)
+RUN_OPTIONS: dict[str, tuple[type, tuple[str, ...] | None, str]] = {
+    "batch_size": (int, None, "samples per step (default: the setting's)"),
+    "lr": (float, None, "Adam learning rate (default: the setting's)"),
+    "eval_samples": (int, None, "held-out samples scored (default 5000)"),
+    "graph_pairs": (int, ("interventional",), "fresh pairs stage 2 reads the latent graph from (default 50000)"),
+    "conditional": (str, ("contrastive",), "pairs and similarity: laplace (L1, axes identified) or gaussian (L2)"),
+}
+#: data options fixed by the flags of ``crlkit identify`` (and so refused by ``--data-set``)
+SETTING_DATA_KEYS = {"latents": "--latents", "segments": "--segments", "mixing_layers": "--mixing-layers",
+                     "seed": "--seed"}
+
+
+def split_options(method: str, options: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``crlkit identify --set key=value`` options -> ``(model_options, run_options)``.
+
+    A key is a field of ``method``'s config (validated and coerced by it: an unknown key or a bad
+    value raises CrlkitError naming the key and the valid ones) or one of :data:`RUN_OPTIONS`
+    that applies to ``method`` (coerced and range-checked). ``run_options`` are keyword arguments
+    of :func:`run_identify`.
+    """
+    from crlkit.config import build_config, coerce_options, config_fields, route_overrides
+    from crlkit.models import get_model_class
+
+    if method not in METHODS:
+        raise CrlkitError(unknown_choice("method", method, METHODS))
+    cls = get_model_class(method)
+    run_table = {k: tp for k, (tp, only, _) in RUN_OPTIONS.items() if only is None or method in only}
+    model_table = config_fields(cls.Config)
+    routed = route_overrides(dict(options or {}), {"model": model_table, "run": run_table})
+    cfg = build_config(cls.Config, routed["model"], what=f"method {method!r}")
+    model_options = {k: getattr(cfg, k) for k in routed["model"]}
+    run = coerce_options(routed["run"], run_table)
+    for key, lo in (("batch_size", 1), ("eval_samples", 100), ("graph_pairs", 100)):
+        if key in run and run[key] < lo:
+            raise CrlkitError(f"{key} must be >= {lo}; got {run[key]}")
+    if "lr" in run and not (np.isfinite(run["lr"]) and run["lr"] > 0):
+        raise CrlkitError(f"lr must be > 0; got {run['lr']}")
+    if "conditional" in run:
+        check_choice("conditional", run["conditional"], CONDITIONALS)
+    return model_options, run
+
+
+def data_options(options: dict[str, Any] | None) -> dict[str, Any]:
+    """``crlkit identify --data-set key=value`` options of the ``synthetic`` dataset, coerced; the
+    keys the command's own flags set (:data:`SETTING_DATA_KEYS`) are refused, naming the flag."""
+    from crlkit.config import coerce_options, signature_fields
+    from crlkit.data import DATASETS, list_datasets
+
+    list_datasets()  # registers the datasets
+    table = {k: v for k, v in signature_fields(DATASETS.get("synthetic")).items() if k not in SETTING_DATA_KEYS}
+    for key in options or {}:
+        if key in SETTING_DATA_KEYS:
+            raise CrlkitError(f"--data-set {key}: set it with {SETTING_DATA_KEYS[key]}")
+        if key not in table:
+            raise CrlkitError(unknown_choice("option for dataset 'synthetic'", key, table))
+    return coerce_options(dict(options or {}), table)
 
 
 @contextlib.contextmanager
@@ -179,28 +243,10 @@ def torch_threads(n: int | None):
         torch.set_num_threads(before)
 
 
-def _encode(model, x: np.ndarray, *, batch: int = 4096) -> np.ndarray:
-    dev = next(model.parameters()).device
-    out = []
-    model.eval()
-    with torch.no_grad():
-        for i in range(0, len(x), batch):
-            xb = torch.as_tensor(x[i:i + batch], dtype=torch.float32, device=dev)
-            out.append(model.encode(xb).double().cpu().numpy())
-    return np.concatenate(out)
-
-
 #: iVAE restarts kept by held-out ELBO. One long run (16000 steps) beat 4 restarts of 6000 steps on
 #: 5 of 8 measured settings at half the time (2-layer seeds 2 / 3: 0.781 / 0.915 vs 0.724 / 0.782);
 #: ``restarts=`` / ``--restarts`` still trains several and keeps the best held-out ELBO.
 IVAE_RESTARTS = 1
-
-#: iVAE trains on the importance-weighted bound with this many samples of q(z|x) per x. On 3
-#: leaky-ReLU layers (seeds 0-11, 8-11 held out) K = 8 gave a mean MCC of 0.780 against 0.633 for
-#: the ELBO (K = 1; chance 0.720); K = 4, 16 and 32 were worse than 8 on the seeds tried. On 2
-#: leaky-ReLU layers, xtanh and linear mixing it did not lose (RESULTS_identify.md, tenth session).
-#: It doubles the time per step.
-IVAE_IMPORTANCE_SAMPLES = 8
 
 #: Interventional: at most this many runs, trained one after another until one is balanced (see
 #: INTERVENTIONAL_BALANCE); the most balanced is kept. A refined stage 1 of 8000 steps is right on
@@ -338,7 +384,7 @@ def run_identify(method: str, *, out_dir, seed: int = 0, latents: int | None = N
                  device: str = "cpu", progress: bool | None = None, write: bool = True,
                  eval_samples: int = 5000, nonlinear_max_train: int = 1000,
                  threads: int | None = 1, restarts: int | None = None,
-                 graph_pairs: int | None = None) -> dict[str, Any]:
+                 graph_pairs: int | None = None, overwrite: bool = False) -> dict[str, Any]:
     """Train ``method`` on its setting (see :func:`make_setting`), score it, and write
     ``out_dir/results.json`` atomically.
 
@@ -363,6 +409,8 @@ def run_identify(method: str, *, out_dir, seed: int = 0, latents: int | None = N
     not used). The interventional restarts are adaptive: training stops at the first run whose
     balance reaches :data:`INTERVENTIONAL_BALANCE`, so ``restarts`` is their maximum;
     ``results["restarts"]`` lists each trained run's score and which was kept.
+
+    An ``out_dir`` that already holds results or a trained model is refused unless ``overwrite``.
     """
     if restarts is None:
         restarts = {"ivae": IVAE_RESTARTS, "iflow": IVAE_RESTARTS,
@@ -373,14 +421,17 @@ def run_identify(method: str, *, out_dir, seed: int = 0, latents: int | None = N
                              batch_size=batch_size, lr=lr, model_options=model_options,
                              data_options=data_options, device=device, progress=progress, write=write,
                              eval_samples=eval_samples, nonlinear_max_train=nonlinear_max_train,
-                             restarts=restarts, graph_pairs=graph_pairs)
+                             restarts=restarts, graph_pairs=graph_pairs, overwrite=overwrite)
 
 
 def _run_identify(method, *, out_dir, seed, latents, segments, mixing_layers, steps, conditional, batch_size,
                   lr, model_options, data_options, device, progress, write, eval_samples,
-                  nonlinear_max_train, restarts=1, graph_pairs=None) -> dict[str, Any]:
+                  nonlinear_max_train, restarts=1, graph_pairs=None, overwrite=False) -> dict[str, Any]:
+    from crlkit.config import build_config
     from crlkit.data import make_dataset
+    from crlkit.models import get_model_class
     from crlkit.train import train
+    from crlkit.train.trainer import check_run_dir
 
     setting = make_setting(method, latents=latents, segments=segments, mixing_layers=mixing_layers,
                            steps=steps, seed=seed, conditional=conditional, batch_size=batch_size, lr=lr,
@@ -392,11 +443,16 @@ def _run_identify(method, *, out_dir, seed, latents, segments, mixing_layers, st
     if graph_pairs < 100:
         raise CrlkitError(f"graph_pairs must be >= 100; got {graph_pairs}")
     setting = dataclasses.replace(setting, eval_samples=int(eval_samples), graph_pairs=int(graph_pairs))
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     ds = make_dataset("synthetic", **setting.data)  # the same dataset the trainer rebuilds by name
+    cls = get_model_class(method)
+    cls(build_config(cls.Config, setting.model, what=f"method {method!r}"), ds.observation_shape)  # checks
+    out = Path(out_dir)
+    check_run_dir(out, resume=False, overwrite=overwrite, markers=("results.json", "model"))
+    out.mkdir(parents=True, exist_ok=True)
     overrides = train_overrides(setting)
     from crlkit.train import load_model
+
+    from crlkit.metrics import mcc_score
 
     restarts = int(restarts)
     if restarts < 1 or (restarts > 1 and method not in RESTART_CRITERIA):
@@ -407,11 +463,17 @@ def _run_identify(method, *, out_dir, seed, latents, segments, mixing_layers, st
     for r in range(restarts):
         model_dir = out / ("model" if r == 0 else f"model_restart{r}")
         summary_r = train(method, "synthetic", data_options=setting.data, steps=setting.steps, seed=seed + 1000 * r,
-                          out_dir=model_dir, overrides=overrides, device=device, progress=progress)
+                          out_dir=model_dir, overrides=overrides, device=device, progress=progress,
+                          overwrite=overwrite)
         model_r = load_model(model_dir, device=device)
         score = _selection_score(method, model_r, ds, setting, seed) if restarts > 1 else None
         runs.append({"seed": seed + 1000 * r, "model_dir": str(model_dir), "score": score,
                      "summary": summary_r, "model": model_r})
+        if restarts > 1 and method != "interventional":
+            # each restart's MCC, reported beside its score to judge the criterion; never used to select
+            z_check, x_check = ds.sample(setting.eval_samples, np.random.default_rng(evaluation_seed(seed)))
+            runs[-1]["mcc"] = mcc_score(np.asarray(z_check, dtype=np.float64),
+                                        encode_in_batches(model_r, np.asarray(x_check)))
         if method == "interventional" and score is not None and score >= INTERVENTIONAL_BALANCE:
             break  # balanced: no further restart (the interventional restarts are adaptive)
     best = (max(runs, key=lambda run: run["score"] if np.isfinite(run["score"]) else -np.inf)
@@ -428,7 +490,7 @@ def _run_identify(method, *, out_dir, seed, latents, segments, mixing_layers, st
         results.update(g)
     else:
         z_true, x = ds.sample(setting.eval_samples, np.random.default_rng(eval_seed))
-        z_hat = _encode(model, np.asarray(x))
+        z_hat = encode_in_batches(model, np.asarray(x))
         content = list(range(setting.sampler["content"])) if method == "content_style" else None
         results.update(evaluate_representation(np.asarray(z_true, dtype=np.float64), z_hat, seed=seed,
                                                content=content, nonlinear_max_train=nonlinear_max_train))
@@ -443,7 +505,8 @@ def _run_identify(method, *, out_dir, seed, latents, segments, mixing_layers, st
     if restarts > 1:
         criterion = RESTART_CRITERIA[method]
         results["restarts"] = [{"seed": run["seed"], criterion: run["score"], "criterion": criterion,
-                                "model_dir": run["model_dir"], "selected": run is best} for run in runs]
+                                "mcc": run.get("mcc"), "model_dir": run["model_dir"], "selected": run is best}
+                               for run in runs]
     if write:
         atomic_write_json(out / "results.json", results)
     return results

@@ -7,6 +7,7 @@ score next to its random-rotation chance level, and a bar plot shows MCC against
 from __future__ import annotations
 
 import io
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -14,7 +15,7 @@ from typing import Any, Callable
 import numpy as np
 
 from crlkit.files import atomic_write_text, save_figure
-from crlkit.identify.benchmark import run_identify
+from crlkit.identify.benchmark import make_setting, run_identify
 
 #: columns of the comparison table, in order
 COLUMNS = ("setting", "method", "latents", "segments", "mixing_layers", "steps", "seed", "mcc", "baseline_mcc",
@@ -70,10 +71,13 @@ def run_compare(out_dir, *, seed: int = 0, rows: list[CompareRow] | None = None,
     out.mkdir(parents=True, exist_ok=True)
     rows = rows if rows is not None else default_rows()
     table = []
-    for i, row in enumerate(rows):
-        opts = {k: v for k, v in {**row.options, **run_options}.items() if v is not None}
+    opts_of = [{k: v for k, v in {**row.options, **run_options}.items() if v is not None} for row in rows]
+    steps_of = [_steps(row.method, opts) for row, opts in zip(rows, opts_of)]
+    t0 = time.perf_counter()
+    for i, (row, opts) in enumerate(zip(rows, opts_of)):
         if log:
-            log(f"{row.setting}: {row.method} ...")
+            log(f"[{i + 1}/{len(rows)}] {row.setting}: {row.method}, {steps_of[i]} steps"
+                + _time_left(time.perf_counter() - t0, sum(steps_of[:i]), sum(steps_of[i:])))
         res = run_identify(row.method, out_dir=out / "runs" / f"{i}_{row.method}", seed=seed, device=device, **opts)
         entry = {c: res.get(c) for c in COLUMNS if c not in ("setting", "mcc_minus_baseline")}
         entry["setting"] = row.setting
@@ -87,6 +91,21 @@ def run_compare(out_dir, *, seed: int = 0, rows: list[CompareRow] | None = None,
     write_table(table, out)
     plot_comparison(table, out / "comparison.png")
     return table
+
+
+def _steps(method: str, options: dict[str, Any]) -> int:
+    """Training steps of a row (its setting's default when not given)."""
+    keys = ("latents", "segments", "mixing_layers", "steps")
+    return make_setting(method, **{k: options.get(k) for k in keys}).steps
+
+
+def _time_left(elapsed: float, steps_done: int, steps_left: int) -> str:
+    """``", 3 min elapsed, about 5 min left"`` from the mean time per training step so far (rows
+    differ in cost per step, so this is a rough guide); empty before the first row ends."""
+    if steps_done <= 0:
+        return ""
+    left = elapsed / steps_done * steps_left
+    return f"; {elapsed / 60:.1f} min elapsed, about {left / 60:.1f} min left"
 
 
 def write_table(table: list[dict[str, Any]], out: Path) -> None:

@@ -64,3 +64,6 @@ __all__ = [
 from crlkit.metrics.evaluate import DEFAULT_METRICS, METRIC_NAMES, GridCache, evaluate  # noqa: E402
 
 __all__ += ["DEFAULT_METRICS", "METRIC_NAMES", "GridCache", "evaluate"]
+from crlkit.metrics.udr import udr_pair_score, udr_scores  # noqa: E402
+
+__all__ += ["udr_pair_score", "udr_scores"]

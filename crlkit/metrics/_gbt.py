@@ -26,6 +26,8 @@ quantile bins (LightGBM-style), which is much faster and close (bench/RESULTS_me
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import scipy.sparse
 
@@ -397,13 +399,14 @@ def _route(x: np.ndarray, levels) -> np.ndarray:
 def boosted_tree_importances(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
                              y_test: np.ndarray, *, n_estimators: int = 100, max_depth: int = 3,
                              learning_rate: float = 0.1, max_bins: int | None = None, seed=0,
-                             n_jobs: int = 1, engine: str = "numpy"):
+                             n_jobs: int = 1, engine: str = "numpy", on_stage: Callable[[], None] | None = None):
     """Fit one gradient-boosted classifier per factor (scikit-learn defaults) on all factors
     at once.
 
     ``engine="numba"`` runs the exact split search (``max_bins=None``) as a compiled kernel
     (:mod:`crlkit.metrics._gbt_numba`; same gains and thresholds, same seeded tie-breaking);
-    ``"numpy"`` as vectorised NumPy. The binned search is NumPy in both.
+    ``"numpy"`` as vectorised NumPy. The binned search is NumPy in both. ``on_stage`` is called
+    after each of the ``n_estimators`` boosting stages (progress).
 
     Returns
     -------
@@ -452,6 +455,8 @@ def boosted_tree_importances(x_train: np.ndarray, y_train: np.ndarray, x_test: n
                                              pool=pool, n_chunks=n_jobs, nb=nb)
         else:
             leaf, levels = _grow_stage(x_train, bin_matrix, root_counts, lo, hi, grad, max_depth, importance, rng)
+        if on_stage is not None:
+            on_stage()
         if nb is not None:
             value = nb.leaf_update(grad, prob, leaf, newton, n_leaves, learning_rate, raw)
             nb.apply_stage(x_test, tuple(f for f, _ in levels), tuple(t for _, t in levels), value,

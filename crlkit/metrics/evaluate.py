@@ -29,8 +29,8 @@ from crlkit.metrics._info import discretize
 from crlkit.metrics.disentanglement import (dci_scores, irs_score, mig_score, modularity_explicitness_scores,
                                             sap_score)
 from crlkit.metrics.identifiability import linear_r2_score, mcc_score, nonlinear_r2_score
-from crlkit.metrics.sampled import (REPRESENTATION_MODES, _to_numpy, as_representation_fn, beta_vae_score,
-                                    encode_factors, factor_vae_score)
+from crlkit.metrics.sampled import (REPRESENTATION_MODES, as_representation_fn, beta_vae_score, encode_factors,
+                                    encode_in_batches, factor_vae_score)
 from crlkit.metrics.unsupervised import unsupervised_scores
 
 
@@ -82,19 +82,9 @@ class GridCache:
         self.n_encoded += len(x)
         if self.mode == "mean":
             return {"mean": self._mean_fn(x)}
-        import torch
-
-        params = list(self._model.parameters()) if hasattr(self._model, "parameters") else []
-        dev = torch.device(self._device) if self._device else (params[0].device if params else torch.device("cpu"))
-        means, logvars = [], []
-        self._model.eval()
-        with torch.no_grad():
-            for i in range(0, len(x), self.batch_size):
-                xt = torch.as_tensor(np.ascontiguousarray(x[i:i + self.batch_size]), dtype=torch.float32, device=dev)
-                mean, logvar = self._model.encode_dist(xt)
-                means.append(_to_numpy(mean))
-                logvars.append(_to_numpy(logvar))
-        return {"mean": np.concatenate(means), "logvar": np.concatenate(logvars)}
+        mean, logvar = encode_in_batches(self._model, x, self._model.encode_dist, batch_size=self.batch_size,
+                                         device=self._device)
+        return {"mean": mean, "logvar": logvar}
 
     def _finish(self, parts: dict[str, np.ndarray]) -> np.ndarray:
         if self.mode == "mean":
@@ -143,7 +133,7 @@ class _Split:
 
 def _dci(s: _Split, o: dict) -> dict:
     r = dci_scores(s.codes_train, s.factors_train, s.codes_test, s.factors_test, max_bins=o["dci_max_bins"], seed=o["seed"],
-                   n_jobs=o.get("n_jobs", 1))
+                   n_jobs=o.get("n_jobs", 1), progress=o.get("progress", False))
     return {f"dci_{k}": v for k, v in r.items()}
 
 
@@ -163,10 +153,10 @@ _ARRAY_METRICS: dict[str, Callable[[_Split, dict], dict]] = {
         s.latents_train, s.codes_train, z_true_test=s.latents_test, z_hat_test=s.codes_test, seed=o["seed"])},
 }
 _SAMPLED_METRICS = {
-    "beta_vae": lambda rep, ds, rng, o: {"beta_vae": beta_vae_score(rep, ds, seed=rng, n_train=o["n_train"],
-                                                                    n_eval=o["n_test"])},
-    "factor_vae": lambda rep, ds, rng, o: {"factor_vae": factor_vae_score(rep, ds, seed=rng, n_train=o["n_train"],
-                                                                          n_eval=o["n_test"])},
+    "beta_vae": lambda rep, ds, rng, o: {"beta_vae": beta_vae_score(
+        rep, ds, seed=rng, n_train=o["n_train"], n_eval=o["n_test"], progress=o["progress"])},
+    "factor_vae": lambda rep, ds, rng, o: {"factor_vae": factor_vae_score(
+        rep, ds, seed=rng, n_train=o["n_train"], n_eval=o["n_test"], progress=o["progress"])},
 }
 METRIC_NAMES = tuple(_ARRAY_METRICS) + tuple(_SAMPLED_METRICS)
 DEFAULT_METRICS = ("mig", "dci", "sap", "modularity_explicitness", "irs", "unsupervised")
@@ -174,7 +164,7 @@ DEFAULT_METRICS = ("mig", "dci", "sap", "modularity_explicitness", "irs", "unsup
 
 def evaluate(model_or_fn, dataset, metrics: Sequence[str] = DEFAULT_METRICS, *, seed=0, n_train: int = 10000,
              n_test: int = 5000, mode: str = "mean", batch_size: int = 256, dci_max_bins: int | None = None,
-             timings: dict | None = None, device=None, n_jobs: int = 1) -> dict:
+             timings: dict | None = None, device=None, n_jobs: int = 1, progress: bool = False) -> dict:
     """Score a representation on a dataset with a suite of metrics.
 
     Parameters
@@ -198,6 +188,9 @@ def evaluate(model_or_fn, dataset, metrics: Sequence[str] = DEFAULT_METRICS, *, 
         Filled with seconds per metric (and ``"encode"``).
     n_jobs : int
         Threads for DCI's tree search (results do not depend on it).
+    progress : bool
+        Show the slow scores' progress (BetaVAE, FactorVAE, DCI) with the time left on stderr:
+        a bar on a terminal, a line every 30 s otherwise.
 
     Returns
     -------
@@ -218,7 +211,7 @@ def evaluate(model_or_fn, dataset, metrics: Sequence[str] = DEFAULT_METRICS, *, 
     rng = rng_from(seed)
     timings = {} if timings is None else timings
     options = {"n_train": n_train, "n_test": n_test, "dci_max_bins": dci_max_bins, "n_jobs": n_jobs,
-               "seed": int(rng.integers(2**31))}
+               "seed": int(rng.integers(2**31)), "progress": bool(progress)}
     rep = GridCache(model_or_fn, dataset, mode=mode, seed=rng, batch_size=batch_size, device=device)
     results: dict[str, float] = {}
     array_metrics = [m for m in metrics if m in _ARRAY_METRICS]

@@ -15,6 +15,7 @@ import numpy as np
 
 from crlkit.errors import CrlkitError
 from crlkit.metrics._checks import choice, positive_int, rng_from
+from crlkit.metrics._progress import Progress
 
 REPRESENTATION_MODES = ("mean", "sampled")
 
@@ -25,6 +26,41 @@ def _to_numpy(out: Any) -> np.ndarray:
     if hasattr(out, "detach"):
         out = out.detach().float().cpu().numpy()
     return np.asarray(out, dtype=np.float64)
+
+
+def _model_device(model, device=None):
+    import torch
+
+    if device is not None:
+        return torch.device(device)
+    params = list(model.parameters()) if hasattr(model, "parameters") else []
+    return params[0].device if params else torch.device("cpu")
+
+
+def encode_in_batches(model, x, fn: Callable, *, batch_size: int = 256, device=None):
+    """``fn(x_batch)`` over ``x`` in batches of ``batch_size``, under ``torch.no_grad()`` with
+    ``model`` in eval mode on ``device`` (default: the model's); ``fn`` returns a tensor or a
+    tuple of tensors, and so does this (as float64 NumPy arrays, concatenated)."""
+    import torch
+
+    dev = _model_device(model, device)
+    if hasattr(model, "eval"):
+        model.eval()
+    outs = []
+    with torch.no_grad():
+        for i in range(0, len(x), batch_size):
+            xt = torch.as_tensor(np.ascontiguousarray(x[i:i + batch_size]), dtype=torch.float32, device=dev)
+            out = fn(xt)
+            outs.append(tuple(_as_array(o) for o in out) if isinstance(out, (tuple, list)) else _as_array(out))
+    if outs and isinstance(outs[0], tuple):
+        return tuple(np.concatenate(parts) for parts in zip(*outs))
+    return np.concatenate(outs) if outs else np.zeros((0, 0))
+
+
+def _as_array(t) -> np.ndarray:
+    if hasattr(t, "detach"):
+        t = t.detach().float().cpu().numpy()
+    return np.asarray(t, dtype=np.float64)
 
 
 def as_representation_fn(model_or_fn, *, mode: str = "mean", batch_size: int = 256, seed=0,
@@ -53,25 +89,25 @@ def as_representation_fn(model_or_fn, *, mode: str = "mean", batch_size: int = 2
         if mode == "sampled" and not hasattr(model, "encode_dist"):
             raise CrlkitError("mode='sampled' needs a model with encode_dist(x) -> (mean, logvar); "
                               f"{type(model).__name__} has only encode")
-        params = list(model.parameters()) if hasattr(model, "parameters") else []
-        dev = torch.device(device) if device is not None else (params[0].device if params else torch.device("cpu"))
         gen = torch.Generator(device="cpu")
         gen.manual_seed(int(rng_from(seed).integers(2**62)))
 
-        def encode_batch(x: np.ndarray) -> np.ndarray:
-            if hasattr(model, "eval"):
-                model.eval()
-            with torch.no_grad():
-                xt = torch.as_tensor(np.ascontiguousarray(x), dtype=torch.float32, device=dev)
-                if mode == "mean":
-                    return _to_numpy(model.encode(xt))
-                mean, logvar = model.encode_dist(xt)
-                eps = torch.randn(mean.shape, generator=gen).to(mean.device)
-                return _to_numpy(mean + torch.exp(0.5 * logvar) * eps)
+        def sample(xt):
+            mean, logvar = model.encode_dist(xt)
+            eps = torch.randn(mean.shape, generator=gen).to(mean.device)
+            return mean + torch.exp(0.5 * logvar) * eps
+
+        fn = (lambda xt: _first(model.encode(xt))) if mode == "mean" else sample
+
+        def encode_all(x: np.ndarray) -> np.ndarray:
+            return encode_in_batches(model, x, fn, batch_size=batch_size, device=device)
     elif callable(model_or_fn):
         if mode == "sampled":
             raise CrlkitError("mode='sampled' needs a model with encode_dist; a plain function gives its codes as they are")
-        encode_batch = lambda x: _to_numpy(model_or_fn(x))  # noqa: E731
+
+        def encode_all(x: np.ndarray) -> np.ndarray:
+            outs = [_to_numpy(model_or_fn(x[i:i + batch_size])) for i in range(0, len(x), batch_size)]
+            return np.concatenate(outs, axis=0) if outs else np.zeros((0, 0))
     else:
         raise CrlkitError(f"expected a model with encode(x) or a callable; got {type(model_or_fn).__name__}")
 
@@ -79,8 +115,7 @@ def as_representation_fn(model_or_fn, *, mode: str = "mean", batch_size: int = 2
         if hasattr(x, "detach"):
             x = x.detach().cpu().numpy()
         x = np.asarray(x)
-        outs = [encode_batch(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
-        codes = np.concatenate(outs, axis=0) if outs else np.zeros((0, 0))
+        codes = encode_all(x)
         if codes.ndim != 2 or codes.shape[0] != len(x):
             raise CrlkitError(f"the representation must return (n, n_latents) codes for n observations; "
                               f"got shape {codes.shape} for {len(x)} observations")
@@ -90,6 +125,11 @@ def as_representation_fn(model_or_fn, *, mode: str = "mean", batch_size: int = 2
 
     representation.crlkit_wrapped = True
     return representation
+
+
+def _first(out):
+    """``encode`` may return ``(mean, logvar)``: the mean."""
+    return out[0] if isinstance(out, (tuple, list)) else out
 
 
 def _wrap(fn) -> Callable[[np.ndarray], np.ndarray]:
@@ -125,7 +165,7 @@ def _check_dataset(dataset) -> None:
 # --------------------------------------------------------------------------------------
 # BetaVAE score
 # --------------------------------------------------------------------------------------
-def _beta_vae_points(rep, dataset, n_points: int, batch_size: int, rng: np.random.Generator,
+def _beta_vae_points(rep, dataset, n_points: int, batch_size: int, rng: np.random.Generator, bar: Progress,
                      points_per_chunk: int = 16):
     k = dataset.num_factors
     feats, labels = [], []
@@ -139,11 +179,12 @@ def _beta_vae_points(rep, dataset, n_points: int, batch_size: int, rng: np.rando
         z = z.reshape(2, m, batch_size, -1)
         feats.append(np.abs(z[0] - z[1]).mean(axis=1))                  # (m, n_latents)
         labels.append(index)
+        bar.update(m)
     return np.concatenate(feats), np.concatenate(labels)
 
 
 def beta_vae_score(representation_fn, dataset, *, seed=0, batch_size: int = 64, n_train: int = 10000,
-                   n_eval: int = 5000) -> float:
+                   n_eval: int = 5000, progress: bool = False) -> float:
     r"""BetaVAE score (Higgins et al. 2017, "beta-VAE: Learning Basic Visual Concepts with a
     Constrained Variational Framework"), as in disentanglement_lib.
 
@@ -153,7 +194,8 @@ def beta_vae_score(representation_fn, dataset, *, seed=0, batch_size: int = 64, 
     (scikit-learn defaults) is trained on ``n_train`` points to predict ``k``; the score is its
     accuracy on ``n_eval`` fresh points.
 
-    Costs ``2 * batch_size * (n_train + n_eval)`` encodings (1.92 M at the defaults).
+    Costs ``2 * batch_size * (n_train + n_eval)`` encodings (1.92 M at the defaults);
+    ``progress=True`` shows the points done and the time left on stderr.
     Returns a float in [0, 1]; chance is 1 / n_factors. Invariant to permuting latents.
     """
     from sklearn.linear_model import LogisticRegression
@@ -164,10 +206,11 @@ def beta_vae_score(representation_fn, dataset, *, seed=0, batch_size: int = 64, 
     n_train = positive_int("n_train", n_train, minimum=2)
     n_eval = positive_int("n_eval", n_eval, minimum=1)
     rep = _wrap(representation_fn)
-    x_tr, y_tr = _beta_vae_points(rep, dataset, n_train, batch_size, rng)
-    if np.unique(y_tr).size < 2:
-        raise CrlkitError(f"n_train={n_train} points drew only one factor; use more points")
-    x_ev, y_ev = _beta_vae_points(rep, dataset, n_eval, batch_size, rng)
+    with Progress("beta_vae", n_train + n_eval, unit="points", enabled=progress) as bar:
+        x_tr, y_tr = _beta_vae_points(rep, dataset, n_train, batch_size, rng, bar)
+        if np.unique(y_tr).size < 2:
+            raise CrlkitError(f"n_train={n_train} points drew only one factor; use more points")
+        x_ev, y_ev = _beta_vae_points(rep, dataset, n_eval, batch_size, rng, bar)
     model = LogisticRegression().fit(x_tr, y_tr)
     return float(np.mean(model.predict(x_ev) == y_ev))
 
@@ -177,7 +220,7 @@ def beta_vae_score(representation_fn, dataset, *, seed=0, batch_size: int = 64, 
 # --------------------------------------------------------------------------------------
 def factor_vae_score(representation_fn, dataset, *, seed=0, batch_size: int = 64, n_train: int = 10000,
                      n_eval: int = 5000, n_variance_estimate: int = 10000,
-                     prune_threshold: float = 0.05) -> float:
+                     prune_threshold: float = 0.05, progress: bool = False) -> float:
     r"""FactorVAE score (Kim & Mnih 2018, "Disentangling by Factorising"), as in
     disentanglement_lib with its study setting ``prune_dims.threshold = 0.05``.
 
@@ -188,6 +231,8 @@ def factor_vae_score(representation_fn, dataset, *, seed=0, batch_size: int = 64
     \mathrm{Var}_{global}[z_j]` over the kept latents. The majority-vote classifier maps each
     latent to the factor that voted for it most on ``n_train`` votes; the score is the
     fraction of ``n_eval`` fresh votes it gets right.
+
+    ``progress=True`` shows the votes done and the time left on stderr.
 
     Returns a float in [0, 1] (0 when every latent is pruned). Invariant to permuting latents
     and to rescaling a latent (the variance ratio cancels the scale), but not to pruning:
@@ -222,10 +267,12 @@ def factor_vae_score(representation_fn, dataset, *, seed=0, batch_size: int = 64
             ratio = local[:, active] / global_var[active]
             dims = np.flatnonzero(active)[ratio.argmin(axis=1)]
             np.add.at(v, (index, dims), 1)
+            bar.update(m)
         return v
 
-    train_votes = votes(n_train)
-    classifier = train_votes.argmax(axis=0)                               # factor per latent
-    eval_votes = votes(n_eval)
+    with Progress("factor_vae", n_train + n_eval, unit="votes", enabled=progress) as bar:
+        train_votes = votes(n_train)
+        classifier = train_votes.argmax(axis=0)                           # factor per latent
+        eval_votes = votes(n_eval)
     cols = np.arange(eval_votes.shape[1])
     return float(eval_votes[classifier, cols].sum() / eval_votes.sum())

@@ -5,7 +5,6 @@ factorised. Lower is more factorised; none of them is a ``*_score`` (higher-is-b
 from __future__ import annotations
 
 import numpy as np
-import scipy.linalg
 
 from crlkit.errors import CrlkitError
 from crlkit.metrics._checks import as_matrix, positive_int
@@ -42,10 +41,15 @@ def gaussian_wasserstein_correlation(codes, *, normalize: bool = False) -> float
 
     (the form disentanglement_lib computes; DIP-VAE's motivation). With ``normalize=True``
     divided by tr Σ, which makes it invariant to a global rescaling. 0 iff Σ is diagonal.
+    :math:`\mathrm{diag}(\Sigma)\,\Sigma` has the eigenvalues of the symmetric PSD
+    :math:`D^{1/2}\Sigma D^{1/2}` (:math:`D = \mathrm{diag}\,\Sigma`), so the trace of its root is
+    the sum of their square roots: the value ``scipy.linalg.sqrtm`` gives, and defined (without
+    a singular-matrix warning) when a collapsed latent makes Σ singular.
     """
     cov = _cov(codes)
-    root = scipy.linalg.sqrtm(cov * np.diag(cov)[:, None])
-    w = float(2.0 * np.trace(cov) - 2.0 * np.real(np.trace(root)))
+    s = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    eig = np.linalg.eigvalsh(s[:, None] * cov * s[None, :])
+    w = float(2.0 * np.trace(cov) - 2.0 * np.sum(np.sqrt(np.clip(eig, 0.0, None))))
     return w / float(np.trace(cov)) if normalize else w
 
 

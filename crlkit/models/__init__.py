@@ -1,5 +1,9 @@
 """Models: the disentanglement VAE zoo, weakly supervised VAEs and identifiable methods.
 
+One module per method family: ``vae`` (the VAE zoo), ``weak`` (weakly supervised VAEs), and the
+identifiable methods ``ivae``, ``iflow``, ``contrastive`` (with ``content_style``) and
+``interventional``; ``_common`` holds what those share (whitening, the Gaussian KL, checks).
+
 >>> from crlkit.models import make_model, list_models
 >>> model = make_model("beta_vae", (1, 64, 64), beta=8)
 """

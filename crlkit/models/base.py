@@ -14,7 +14,12 @@ Contract used by the trainer, the metrics and the CLI:
 - ``batch_kind`` names the sampler it trains on (see ``crlkit.data.samplers``).
 - ``encode(x)`` returns the representation used by metrics: the posterior mean for VAEs
   (``encode_dist(x) -> (mean, logvar)`` gives both), the code for deterministic encoders.
-- ``loss(batch, step) -> (total, {term: tensor})``; terms are logged per step.
+- ``loss(batch, step) -> (total, {term: tensor})``; terms are logged per step. ``loss`` and
+  ``training_step`` never change an optimizer's settings: a learning-rate schedule is a
+  callback.
+- Every registered model passes ``tests/models/test_contract.py``: it trains a few steps
+  through :class:`crlkit.train.Trainer`, resumes to the same weights as an uninterrupted run,
+  loads with ``crlkit.load`` and encodes a batch to ``(n, num_latents)``.
 
 Optional hooks (defaults suit any model that only defines ``loss``):
 
@@ -25,7 +30,10 @@ Optional hooks (defaults suit any model that only defines ``loss``):
   computes ``loss``, back-propagates it and steps ``optimizers["main"]``; returned terms
   include ``"loss"``. Override for alternating updates.
 - ``callbacks(train_config) -> [Callback]``: what the method needs around the loop
-  (schedules, data preparation); see :mod:`crlkit.train.callbacks`.
+  (schedules, data preparation before step 1); see :mod:`crlkit.train.callbacks`. The
+  trainer runs them after the log callbacks and before checkpointing, checkpoints their
+  ``state_dict()`` and restores it on resume before ``on_fit_start`` (which then sees
+  ``trainer.start_step > 0``: state fitted before step 1 is already in the model's buffers).
 - ``sampler_batch_multiplier``: the trainer asks the sampler for ``batch_size`` times this
   many samples per step (FactorVAE uses 2: a second batch for the permuted codes).
 - ``noise``: a ``torch.Generator`` the trainer seeds and checkpoints; draw model noise with
@@ -46,7 +54,8 @@ from crlkit.registry import Registry
 MODELS: Registry = Registry("model")
 
 # Modules that register models when imported.
-_MODEL_MODULES = ("crlkit.models.vae", "crlkit.models.weak", "crlkit.models.identifiable")
+_MODEL_MODULES = ("crlkit.models.vae", "crlkit.models.weak", "crlkit.models.ivae", "crlkit.models.iflow",
+                  "crlkit.models.contrastive", "crlkit.models.interventional")
 _loaded = False
 
 
@@ -121,6 +130,12 @@ class Method(nn.Module):
     def configure_optimizers(self, train_config: Any) -> dict[str, torch.optim.Optimizer]:
         """One Adam over all parameters (disentanglement_lib: lr 1e-4, betas (0.9, 0.999), eps 1e-8)."""
         return {"main": make_adam(self.parameters(), train_config)}
+
+    @staticmethod
+    def train_defaults(config: Any) -> dict[str, Any]:
+        """Training options (``lr``, ``batch_size``, ...) this method's config implies, applied
+        beneath the user's ``--set``; none by default (the trainer's TrainConfig)."""
+        return {}
 
     def callbacks(self, train_config: Any) -> list:
         """Trainer callbacks this method needs (``crlkit.train.callbacks.Callback``): a

@@ -67,8 +67,8 @@ from crlkit.data.samplers import SAMPLERS, _load_all as _load_samplers, make_sam
 from crlkit.errors import CrlkitError
 from crlkit.files import atomic_write_json, jsonable
 from crlkit.models.base import Method, get_model_class
-from crlkit.train.callbacks import (Callback, Checkpoint, CSVLog, NaNGuard, Progress, TensorBoard, TrainingDiverged,
-                                    read_checkpoint)
+from crlkit.train.callbacks import (Callback, Checkpoint, CSVLog, NaNGuard, Progress, TensorBoard,
+                                    TrainingDiverged, read_checkpoint)  # noqa: F401  (TrainingDiverged re-exported)
 
 
 @dataclass(frozen=True)
@@ -173,9 +173,6 @@ class Trainer:
             cbs.append(Progress(self.name, mode="bar" if progress else None))
         if self.out_dir is not None:
             cbs.append(Checkpoint(self.out_dir / "checkpoint.pt", checkpoint_every))
-        keys = [cb.state_key() for cb in cbs]
-        if len(set(keys)) != len(keys):
-            raise CrlkitError(f"two callbacks share a state key: {sorted(k for k in keys if keys.count(k) > 1)}")
         self.callbacks = cbs
 
     def fit(self, *, resume: bool = False, overwrite: bool = False) -> dict:
@@ -188,7 +185,11 @@ class Trainer:
         with process_settings(self.device, threads=self.threads, cudnn_benchmark=self.cudnn_benchmark,
                               tune_malloc=self.tune_malloc):
             if state is not None:
-                self.load_state_dict(state)
+                try:
+                    self.load_state_dict(state)
+                except (RuntimeError, KeyError, ValueError, TypeError) as e:
+                    raise CrlkitError(f"{self.out_dir / 'checkpoint.pt'} does not fit this model, its optimizers "
+                                      f"or its sampler ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
             elif self.torch_seed is not None:
                 torch.manual_seed(self.torch_seed)
             self.start_step = self.step
@@ -253,8 +254,18 @@ class Trainer:
             "noise": noise.get_state() if isinstance(noise, torch.Generator) else None,
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
-            "callbacks": {cb.state_key(): s for cb in self.callbacks if (s := cb.state_dict())},
+            "callbacks": self._callback_states(),
         }
+
+    def _callback_states(self) -> dict[str, dict]:
+        states: dict[str, dict] = {}
+        for cb in self.callbacks:
+            state = cb.state_dict()
+            if state:
+                if cb.state_key() in states:
+                    raise CrlkitError(f"two callbacks with state share the key {cb.state_key()!r}; set Callback.key")
+                states[cb.state_key()] = state
+        return states
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
@@ -409,7 +420,8 @@ def resolve_settings(model: str, overrides: dict[str, Any] | None = None):
               "sampler": _sampler_table(cls.batch_kind)}
     routed = route_overrides(dict(overrides or {}), tables)
     model_cfg = build_config(cls.Config, routed["model"], what=f"model {model!r}")
-    train_cfg = build_config(TrainConfig, routed["train"], what="training")
+    # the method's own training defaults (e.g. iVAE's preset: lr, batch size) under the user's
+    train_cfg = build_config(TrainConfig, {**cls.train_defaults(model_cfg), **routed["train"]}, what="training")
     sampler_opts = coerce_options(routed["sampler"], tables["sampler"])
     for key in ("batch_size", "checkpoint_every", "log_every"):
         if getattr(train_cfg, key) < 1:

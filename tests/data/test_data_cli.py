@@ -14,7 +14,7 @@ from crlkit.data import make_dataset
 
 def test_data_show_writes_pictures_and_info(tmp_path):
     out = tmp_path / "ds"
-    assert main(["data", "show", "dsprites", "--out", str(out), "--n", "9", "--seed", "3"]) == 0
+    assert main(["data", "show", "dsprites", "--out", str(out), "--samples", "9", "--seed", "3"]) == 0
     info = json.loads((out / "info.json").read_text())
     assert info == {"name": "dsprites", "factor_names": ["shape", "scale", "orientation", "posX", "posY"],
                     "factor_sizes": [3, 6, 40, 32, 32], "observation_shape": [1, 64, 64]}
@@ -25,11 +25,11 @@ def test_data_show_writes_pictures_and_info(tmp_path):
 
 
 def test_data_show_graph_and_vector_dataset(tmp_path):
-    assert main(["data", "show", "pendulum", "--out", str(tmp_path / "p"), "--n", "4"]) == 0
+    assert main(["data", "show", "pendulum", "--out", str(tmp_path / "p"), "--samples", "4"]) == 0
     assert (tmp_path / "p" / "graph.png").exists()
     assert json.loads((tmp_path / "p" / "info.json").read_text())["factor_sizes"] == [84, 88, 40, 72]
-    assert main(["data", "show", "synthetic", "--out", str(tmp_path / "s"), "--n", "50",
-                 "--set", "latents=3"]) == 0
+    assert main(["data", "show", "synthetic", "--out", str(tmp_path / "s"), "--samples", "50",
+                 "--data-set", "latents=3"]) == 0
     info = json.loads((tmp_path / "s" / "info.json").read_text())
     assert info["factor_sizes"] is None and info["observation_shape"] == [3]
     assert (tmp_path / "s" / "samples.png").exists()
@@ -51,8 +51,8 @@ def test_traversals_vary_one_factor_and_follow_interventions():
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
     cases = [(["data", "show", "dsprite", "--out", str(tmp_path)], "did you mean 'dsprites'"),
-             (["data", "show", "dsprites", "--out", str(tmp_path), "--set", "colour=1"], "valid choices: path"),
-             (["data", "show", "dsprites", "--out", str(tmp_path), "--set", "path=/no/such.npz"],
+             (["data", "show", "dsprites", "--out", str(tmp_path), "--data-set", "colour=1"], "valid choices: path"),
+             (["data", "show", "dsprites", "--out", str(tmp_path), "--data-set", "path=/no/such.npz"],
               "/no/such.npz")]
     for argv, expected in cases:
         assert main(argv) == 2

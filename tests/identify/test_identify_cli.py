@@ -13,7 +13,7 @@ from crlkit.identify import make_setting
 def test_identify_writes_results_json(tmp_path):
     out = tmp_path / "ivae"
     rc = main(["identify", "--method", "ivae", "--latents", "3", "--segments", "7", "--mixing-layers", "1",
-               "--steps", "30", "--eval-samples", "300", "--seed", "1", "--out", str(out)])
+               "--steps", "30", "--set", "eval_samples=300", "--seed", "1", "--out", str(out)])
     assert rc == 0
     res = json.loads((out / "results.json").read_text())
     for key in ("method", "mcc", "r2_linear", "r2_nonlinear", "baseline_mcc"):
@@ -25,18 +25,20 @@ def test_identify_writes_results_json(tmp_path):
 
 def test_mixing_activation_reaches_the_data(tmp_path):
     rc = main(["identify", "--method", "ivae", "--latents", "3", "--segments", "7", "--mixing-layers", "2",
-               "--mixing-activation", "xtanh", "--steps", "20", "--restarts", "1", "--eval-samples", "300",
+               "--data-set", "mixing_activation=xtanh", "--steps", "20", "--restarts", "1", "--set", "eval_samples=300",
                "--out", str(tmp_path / "x")])
     assert rc == 0
     res = json.loads((tmp_path / "x" / "results.json").read_text())
     assert res["mixing_activation"] == "xtanh" and res["setting"]["data"]["mixing_activation"] == "xtanh"
-    assert res["setting"]["model"]["posterior"] == "full"  # the benchmark's iVAE default
+    cfg = json.loads((tmp_path / "x" / "model" / "config.json").read_text())
+    assert cfg["model_config"]["posterior"] == "full"  # IVAEConfig's default preset: the benchmark's
+    assert cfg["train_config"]["lr"] == 1e-2 and cfg["train_config"]["batch_size"] == 256
 
 
-def test_posterior_flag_reaches_the_model(tmp_path):
+def test_method_options_reach_the_model(tmp_path):
     rc = main(["identify", "--method", "ivae", "--latents", "3", "--segments", "7", "--mixing-layers", "1",
-               "--posterior", "diagonal", "--decoder-var", "0.001", "--importance-samples", "3", "--steps", "20",
-               "--eval-samples", "300", "--out", str(tmp_path / "d")])
+               "--set", "posterior=diagonal", "--set", "decoder_var=0.001", "--set", "importance_samples=3",
+               "--steps", "20", "--set", "eval_samples=300", "--out", str(tmp_path / "d")])
     assert rc == 0
     res = json.loads((tmp_path / "d" / "results.json").read_text())
     assert res["setting"]["model"]["posterior"] == "diagonal"
@@ -47,12 +49,13 @@ def test_posterior_flag_reaches_the_model(tmp_path):
 
 def test_content_style_and_interventional_add_their_keys(tmp_path):
     rc = main(["identify", "--method", "content_style", "--latents", "4", "--mixing-layers", "1", "--steps", "20",
-               "--eval-samples", "300", "--out", str(tmp_path / "cs")])
+               "--set", "eval_samples=300", "--out", str(tmp_path / "cs")])
     assert rc == 0
     res = json.loads((tmp_path / "cs" / "results.json").read_text())
     assert {"r2_content", "r2_style"} <= set(res)
     rc = main(["identify", "--method", "interventional", "--latents", "3", "--mixing-layers", "1", "--steps", "20",
-               "--batch-size", "64", "--eval-samples", "300", "--graph-pairs", "1000", "--out", str(tmp_path / "int")])
+               "--set", "batch_size=64", "--set", "eval_samples=300", "--set", "graph_pairs=1000",
+               "--out", str(tmp_path / "int")])
     assert rc == 0
     res = json.loads((tmp_path / "int" / "results.json").read_text())
     assert res["setting"]["graph_pairs"] == 1000 and res["setting"]["eval_samples"] == 300
@@ -60,60 +63,75 @@ def test_content_style_and_interventional_add_their_keys(tmp_path):
     assert res["setting"]["model"].get("known_targets", False) is False
     assert res["setting"]["model"]["refine_from"] == 15  # the last quarter of the steps refines
     assert res["setting"]["model"]["recon_weight"] == 1.0  # the runner's reconstruction term
-    rc = main(["identify", "--method", "interventional", "--no-refine", "--recon-weight", "0", "--latents", "3",
-               "--mixing-layers", "1", "--steps", "20", "--batch-size", "64", "--eval-samples", "300", "--restarts",
-               "1", "--out", str(tmp_path / "nr")])
+    rc = main(["identify", "--method", "interventional", "--set", "refine_from=0", "--set", "recon_weight=0",
+               "--latents", "3", "--mixing-layers", "1", "--steps", "20", "--set", "batch_size=64",
+               "--set", "eval_samples=300", "--restarts", "1", "--out", str(tmp_path / "nr")])
     assert rc == 0
     model_setting = json.loads((tmp_path / "nr" / "results.json").read_text())["setting"]["model"]
     assert model_setting["refine_from"] == 0 and model_setting["recon_weight"] == 0.0
-    rc = main(["identify", "--method", "interventional", "--known-targets", "--latents", "3", "--mixing-layers", "1",
-               "--steps", "20", "--batch-size", "64", "--eval-samples", "300", "--restarts", "1",
-               "--out", str(tmp_path / "kt")])
+    rc = main(["identify", "--method", "interventional", "--set", "known_targets=true", "--latents", "3",
+               "--mixing-layers", "1", "--steps", "20", "--set", "batch_size=64", "--set", "eval_samples=300",
+               "--restarts", "1", "--out", str(tmp_path / "kt")])
     assert rc == 0
     res = json.loads((tmp_path / "kt" / "results.json").read_text())
     assert res["setting"]["model"]["known_targets"] is True and isinstance(res["shd"], int)
 
 
 def test_user_errors_print_without_traceback(tmp_path, capsys):
-    assert main(["identify", "--method", "ivea", "--out", str(tmp_path)]) == 2
-    err = capsys.readouterr().err
-    assert "unknown method 'ivea'" in err and "ivae" in err and "Traceback" not in err
-    assert main(["identify", "--out", str(tmp_path)]) == 2
-    assert "--method is required" in capsys.readouterr().err
-    assert main(["identify", "--method", "ivae", "--compare", "--out", str(tmp_path)]) == 2
-    assert main(["identify", "--method", "contrastive", "--conditional", "cauchy", "--out", str(tmp_path)]) == 2
-    assert "conditional" in capsys.readouterr().err
-    assert main(["identify", "--method", "ivae", "--mixing-activation", "relu", "--out", str(tmp_path)]) == 2
-    err = capsys.readouterr().err
-    assert "mixing-activation 'relu'" in err and "xtanh" in err and "Traceback" not in err
-    assert main(["identify", "--method", "ivae", "--posterior", "lowrank", "--out", str(tmp_path)]) == 2
-    err = capsys.readouterr().err
-    assert "posterior 'lowrank'" in err and "diagonal" in err and "full" in err and "Traceback" not in err
-    assert main(["identify", "--method", "contrastive", "--posterior", "full", "--out", str(tmp_path)]) == 2
-    assert "--method ivae only" in capsys.readouterr().err
-    assert main(["identify", "--method", "ivae", "--known-targets", "--out", str(tmp_path)]) == 2
-    err = capsys.readouterr().err
-    assert "--method interventional only" in err and "Traceback" not in err
-    assert main(["identify", "--method", "contrastive", "--no-refine", "--out", str(tmp_path)]) == 2
-    assert "--no-refine applies to --method interventional only" in capsys.readouterr().err
-    assert main(["identify", "--method", "contrastive", "--graph-pairs", "1000", "--out", str(tmp_path)]) == 2
-    assert "--graph-pairs applies to --method interventional only" in capsys.readouterr().err
-    assert main(["identify", "--method", "ivae", "--recon-weight", "1", "--out", str(tmp_path)]) == 2
-    assert "--recon-weight applies to --method interventional only" in capsys.readouterr().err
-    assert main(["identify", "--method", "interventional", "--recon-weight", "-1", "--out", str(tmp_path)]) == 2
-    assert "--recon-weight must be >= 0" in capsys.readouterr().err
-    assert main(["identify", "--method", "interventional", "--graph-pairs", "50", "--out", str(tmp_path)]) == 2
-    err = capsys.readouterr().err
-    assert "graph_pairs must be >= 100; got 50" in err and "Traceback" not in err
-    assert main(["identify", "--method", "ivae", "--decoder-var", "0", "--out", str(tmp_path)]) == 2
-    assert "--decoder-var must be > 0" in capsys.readouterr().err
-    assert main(["identify", "--method", "vae", "--decoder-var", "0.1", "--out", str(tmp_path)]) == 2
-    assert "--method ivae only" in capsys.readouterr().err
-    assert main(["identify", "--method", "iflow", "--importance-samples", "4", "--out", str(tmp_path)]) == 2
-    assert "--importance-samples applies to --method ivae only" in capsys.readouterr().err
-    assert main(["identify", "--method", "ivae", "--importance-samples", "0", "--out", str(tmp_path)]) == 2
-    assert "--importance-samples must be >= 1" in capsys.readouterr().err
-    assert not (tmp_path / "results.json").exists()
+    def fails(*argv):
+        """exit 2, one line naming the problem, no traceback, nothing written"""
+        assert main(["identify", *argv, "--out", str(tmp_path / "never")]) == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+        return err
+
+    assert "unknown method 'ivea'" in (err := fails("--method", "ivea")) and "ivae" in err
+    assert "--method is required" in fails()
+    assert "not both" in fails("--method", "ivae", "--compare")
+    assert "conditional" in fails("--method", "contrastive", "--set", "conditional=cauchy")
+    err = fails("--method", "ivae", "--data-set", "mixing_activation=relu")
+    assert "relu" in err and "xtanh" in err
+    assert "--data-set latents: set it with --latents" in fails("--method", "ivae", "--data-set", "latents=3")
+    err = fails("--method", "ivae", "--set", "posterior=lowrank")
+    assert "posterior 'lowrank'" in err and "diagonal" in err and "full" in err
+    err = fails("--method", "ivae", "--set", "preset=original")
+    assert "preset 'original'" in err and "benchmark" in err and "paper" in err
+    # a key of another method's config: unknown for this one, with the valid keys listed
+    err = fails("--method", "contrastive", "--set", "posterior=full")
+    assert "unknown key 'posterior'" in err and "normalization" in err
+    assert "unknown key 'known_targets'" in fails("--method", "ivae", "--set", "known_targets=true")
+    assert "unknown key 'graph_pairs'" in fails("--method", "contrastive", "--set", "graph_pairs=1000")
+    assert "recon_weight must be >= 0" in fails("--method", "interventional", "--set", "recon_weight=-1")
+    assert "graph_pairs must be >= 100; got 50" in fails("--method", "interventional", "--set", "graph_pairs=50")
+    assert "decoder_var must be > 0" in fails("--method", "ivae", "--set", "decoder_var=0", "--steps", "1")
+    assert "importance_samples must be an integer >= 1" in fails("--method", "ivae", "--set", "importance_samples=0",
+                                                                 "--steps", "1")
+    assert "expected a float" in fails("--method", "ivae", "--set", "lr=fast")
+    assert "--set expects key=value" in fails("--method", "ivae", "--set", "posterior")
+    assert "--quick applies to --compare only" in fails("--method", "ivae", "--quick")
+    assert "not to --compare" in fails("--compare", "--set", "lr=0.1")
+    assert not (tmp_path / "never" / "results.json").exists()
+
+
+def test_presets_reach_train_and_identify_alike(tmp_path):
+    """--set preset=paper: the same model config from `crlkit identify` and `crlkit train`, and the
+    preset's training options (lr 1e-3, batch 64) in the identify runner."""
+    from crlkit.identify.benchmark import split_options
+    from crlkit.train import resolve_settings
+
+    model_options, run_options = split_options("ivae", {"preset": "paper", "importance_samples": "2"})
+    assert model_options == {"preset": "paper", "importance_samples": 2} and run_options == {}
+    s = make_setting("ivae", model_options=model_options)
+    assert (s.lr, s.batch_size) == (1e-3, 64)
+    assert (make_setting("ivae").lr, make_setting("ivae").batch_size) == (1e-2, 256)
+    _, via_train, _, _ = resolve_settings("ivae", {"preset": "paper", "importance_samples": "2"})
+    assert via_train.posterior == "diagonal" and via_train.importance_samples == 2 and via_train.whiten is False
+    rc = main(["identify", "--method", "ivae", "--latents", "3", "--segments", "7", "--mixing-layers", "1",
+               "--set", "preset=paper", "--steps", "10", "--set", "eval_samples=300", "--out", str(tmp_path / "p")])
+    assert rc == 0
+    cfg = json.loads((tmp_path / "p" / "model" / "config.json").read_text())
+    assert cfg["model_config"]["preset"] == "paper" and cfg["model_config"]["posterior"] == "diagonal"
+    assert cfg["model_config"]["lr_schedule"] == "constant" and cfg["train_config"]["lr"] == 1e-3
 
 
 def test_setting_validation():
