@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from crlkit.config import build_config
+from crlkit.errors import CrlkitError
 from crlkit.registry import Registry
 from crlkit.robust.classifier import (LinearOnFeatures, SmallCNN, epoch_batches, eval_steps, extract_features,
                                       group_balanced_weights, predict_logits, train_steps, weighted_batches)
@@ -43,7 +44,30 @@ def make_method(name: str, **options) -> "RobustMethod":
     coerced; an unknown key names the valid ones)."""
     cls = METHODS.get(name)
     fixed = dataclasses.asdict(build_config(cls.Config, options, what=f"method {name!r}"))  # validated, coerced
+    for key in options:
+        check_range(name, key, fixed[key])
     return cls({k: fixed[k] for k in options})
+
+
+# valid ranges of the methods' options: (low, high, low end open)
+_RANGES = {"lr": (0.0, None, True), "erm_lr": (0.0, None, True), "weight_decay": (0.0, None, False),
+           "step_size": (0.0, None, False), "penalty_weight": (0.0, None, False),
+           "anneal_fraction": (0.0, 1.0, False), "first_fraction": (0.0, 1.0, True), "upweight": (1.0, None, False),
+           "C": (0.0, None, True), "subsets": (1, None, False), "batch_size": (2, None, False),
+           "latent_dim": (1, None, False), "temperature": (0.0, None, True)}
+
+
+def check_range(method: str, key: str, value) -> None:
+    """Raise CrlkitError naming the option and its valid range when ``value`` is outside it."""
+    import math
+
+    if key not in _RANGES or isinstance(value, bool):
+        return
+    lo, hi, lo_open = _RANGES[key]
+    ok = math.isfinite(float(value)) and (value > lo if lo_open else value >= lo) and (hi is None or value <= hi)
+    if not ok:
+        rng = f"{'(' if lo_open else '['}{lo}, {'inf)' if hi is None else f'{hi}]'}"
+        raise CrlkitError(f"{method} option {key} must be in {rng}; got {value!r}")
 
 
 def list_methods() -> list[str]:
