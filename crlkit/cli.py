@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "crlkit.commands.identify",   # identify
     "crlkit.commands.study",      # study run, status, export, report
     "crlkit.commands.demo",       # demo
+    "crlkit.commands.methods",    # methods (assumption contracts)
 )
 
 

@@ -42,6 +42,7 @@ def register(sub) -> None:
 
 
 def run_list(args) -> int:
+    from crlkit.contracts import describe_dataset
     from crlkit.data import list_datasets
 
     for name in list_datasets():
@@ -57,7 +58,7 @@ def run_list(args) -> int:
             factors = ", ".join(f"{n}[{s}]" for n, s in zip(ds.factor_names, ds.factor_sizes))
             kind = f"{'image' if len(ds.observation_shape) == 3 else 'vector'} {tuple(ds.observation_shape)}"
         graph = ", causal graph" if getattr(ds, "graph", None) is not None else ""
-        print(f"{name:22s} {kind}{graph}: {factors}")
+        print(f"{name:22s} {kind}{graph}: {factors}\n{'':22s} contract: {describe_dataset(ds)}")
     return 0
 
 

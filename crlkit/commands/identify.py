@@ -61,6 +61,13 @@ def register(sub) -> None:
     add_data_set(p)
     add_device(p)
     add_threads(p)
+    p.add_argument("--allow-mismatch", action="store_true",
+                   help="run even when the data breaks an assumption of the method's contract (see `crlkit methods`); "
+                        "results.json then carries the mismatch")
+    p.add_argument("--misspecify", action="store_true",
+                   help="run each identifiable method (or --method) with its assumptions met and with each broken in "
+                        "turn; writes OUT/misspecify.{csv,md,png} (--steps sets every method's steps; --set "
+                        "batch_size=B and eval_samples=N apply to every run)")
     add_out(p, default="runs/identify", help="output directory")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the results and models in --out (without it, an --out that holds them is refused)")
@@ -75,6 +82,10 @@ def run(args) -> int:
     out = Path(args.out)
     overrides = parse_assignments(args.overrides, flag="--set")
     data = data_options(parse_assignments(args.data_options, flag="--data-set"))
+    if args.misspecify:
+        from crlkit.identify.misspecify import misspecify_command
+
+        return misspecify_command(args, out, overrides)
     if args.compare:
         if args.method:
             raise CrlkitError("give either --method NAME or --compare, not both")
@@ -101,7 +112,11 @@ def run(args) -> int:
     res = run_identify(args.method, out_dir=out, seed=args.seed, latents=args.latents, segments=args.segments,
                        mixing_layers=args.mixing_layers, steps=args.steps, device=args.device,
                        threads=args.threads, restarts=args.restarts, data_options=data or None,
-                       model_options=model_options or None, overwrite=args.overwrite, **run_options)
+                       model_options=model_options or None, overwrite=args.overwrite,
+                       allow_mismatch=args.allow_mismatch, **run_options)
+    from crlkit.contracts import contract_line
+
+    print(contract_line(res["contract"]))
     keys = ["mcc", "baseline_mcc", "r2_linear", "r2_nonlinear", "r2_content", "r2_style", "shd", "target_accuracy",
             "change_share", "target_balance", "train_seconds"]
     print(json.dumps({k: (round(res[k], 4) if isinstance(res[k], float) else res[k]) for k in keys if k in res}))

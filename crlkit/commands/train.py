@@ -41,6 +41,9 @@ def register(sub) -> None:
     add_threads(p)
     add_run_mode(p)
     add_progress(p)
+    p.add_argument("--allow-mismatch", action="store_true",
+                   help="train even when the dataset breaks an assumption of the method's contract (see `crlkit "
+                        "methods`); the mismatch is kept in summary.json")
     p.set_defaults(func=run_train)
 
     t = sub.add_parser("traverse", help="draw latent traversals and reconstructions of a trained model",
@@ -74,6 +77,7 @@ def _model_names() -> str:
 
 def run_train(args) -> int:
     from crlkit.config import parse_assignments
+    from crlkit.contracts import preview
     from crlkit.data import list_datasets
     from crlkit.models import get_model_class
     from crlkit.registry import unknown_choice
@@ -84,10 +88,13 @@ def run_train(args) -> int:
         raise CrlkitError(unknown_choice("dataset", args.dataset, list_datasets()))
     overrides = parse_assignments(args.overrides, flag="--set")
     data_options = parse_assignments(args.data_options, flag="--data-set")
+    print(preview(args.model, args.dataset, data_options=data_options, overrides=overrides,
+                  allow_mismatch=args.allow_mismatch))
     with torch_threads(args.threads):
         summary = train(args.model, args.dataset, steps=args.steps, seed=args.seed, out_dir=args.out,
                         overrides=overrides, data_options=data_options, device=args.device, resume=args.resume,
-                        overwrite=args.overwrite, progress=None if args.progress else False)
+                        overwrite=args.overwrite, progress=None if args.progress else False,
+                        allow_mismatch=args.allow_mismatch)
     terms = ", ".join(f"{k} {v:.4g}" for k, v in summary["terms"].items())
     print(f"{args.model} on {summary['dataset']}: {summary['steps']} steps, loss {summary['final_loss']:.4g} "
           f"({terms}); {summary['images_per_second']:.0f} images/s; wrote {args.out}")

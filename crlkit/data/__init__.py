@@ -23,12 +23,22 @@ _DATASET_MODULES = (
     "crlkit.data.pendulum",
     "crlkit.data.synthetic",
     "crlkit.data.cows_camels",
+    "crlkit.data.simulator",
+    "crlkit.data.arrays",
+    "crlkit.data.chamber",
 )
 _loaded = False
 
 
 def register_dataset(name: str):
-    """Decorator: register a dataset class or factory under ``name``."""
+    """Decorator: register a dataset class or factory under ``name``.
+
+    The factory returns a :class:`GroundTruthData`; to state what the dataset offers (its
+    contract: auxiliary variables, pairs, the mixing's class, ...) set ``declared_contract`` on
+    the class (a :class:`crlkit.contracts.DataContract`). To register a plain function from
+    factors to observations over crlkit's latent causal model, use
+    :func:`crlkit.data.simulator.register_simulator`, which declares the contract for you.
+    """
     return DATASETS.register(name)
 
 

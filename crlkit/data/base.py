@@ -93,6 +93,13 @@ class GroundTruthData:
                         f"factor {fname!r} of {self.name} must be in [0, {size - 1}]; got {bad}")
         return factors
 
+    def contract(self):
+        """The structure this dataset offers (:class:`crlkit.contracts.DataContract`): its own
+        ``declared_contract`` when it has one, else crlkit's declared table or a default."""
+        from crlkit.contracts import dataset_contract
+
+        return dataset_contract(self)
+
     def info(self) -> dict:
         return {"name": self.name, "factor_names": list(self.factor_names),
                 "factor_sizes": None if self.factor_sizes is None else list(self.factor_sizes),

@@ -68,7 +68,8 @@ INTERVENTIONAL_LONG_STEPS = 16000
 def make_setting(method: str, *, latents: int | None = None, segments: int | None = None,
                  mixing_layers: int | None = None, steps: int | None = None, seed: int = 0,
                  conditional: str = "laplace", batch_size: int | None = None, lr: float | None = None,
-                 model_options: dict | None = None, data_options: dict | None = None) -> IdentifySetting:
+                 model_options: dict | None = None, data_options: dict | None = None,
+                 sampler_options: dict | None = None) -> IdentifySetting:
     """The paper setting of ``method``, with the given fields replaced.
 
     ============== ======= ======== ====== ===== ===== ======================================
@@ -160,6 +161,7 @@ def make_setting(method: str, *, latents: int | None = None, segments: int | Non
     if method not in ("vae", "beta_vae"):
         model["lr_decay_steps"] = int(s["steps"])  # the cosine's length, fixed in the run's config
     data.update(data_options or {})
+    sampler.update(sampler_options or {})
     model.update(model_options or {})
     data["seed"] = int(seed)
     return IdentifySetting(method=method, latents=d, segments=m if kind == "segments" else 0,
@@ -384,7 +386,8 @@ def run_identify(method: str, *, out_dir, seed: int = 0, latents: int | None = N
                  device: str = "cpu", progress: bool | None = None, write: bool = True,
                  eval_samples: int = 5000, nonlinear_max_train: int = 1000,
                  threads: int | None = 1, restarts: int | None = None,
-                 graph_pairs: int | None = None, overwrite: bool = False) -> dict[str, Any]:
+                 graph_pairs: int | None = None, overwrite: bool = False, dataset: str = "synthetic",
+                 allow_mismatch: bool = False, sampler_options: dict | None = None) -> dict[str, Any]:
     """Train ``method`` on its setting (see :func:`make_setting`), score it, and write
     ``out_dir/results.json`` atomically.
 
@@ -421,12 +424,14 @@ def run_identify(method: str, *, out_dir, seed: int = 0, latents: int | None = N
                              batch_size=batch_size, lr=lr, model_options=model_options,
                              data_options=data_options, device=device, progress=progress, write=write,
                              eval_samples=eval_samples, nonlinear_max_train=nonlinear_max_train,
-                             restarts=restarts, graph_pairs=graph_pairs, overwrite=overwrite)
+                             restarts=restarts, graph_pairs=graph_pairs, overwrite=overwrite, dataset=dataset,
+                             allow_mismatch=allow_mismatch, sampler_options=sampler_options)
 
 
 def _run_identify(method, *, out_dir, seed, latents, segments, mixing_layers, steps, conditional, batch_size,
                   lr, model_options, data_options, device, progress, write, eval_samples,
-                  nonlinear_max_train, restarts=1, graph_pairs=None, overwrite=False) -> dict[str, Any]:
+                  nonlinear_max_train, restarts=1, graph_pairs=None, overwrite=False, dataset="synthetic",
+                  allow_mismatch=False, sampler_options=None) -> dict[str, Any]:
     from crlkit.config import build_config
     from crlkit.data import make_dataset
     from crlkit.models import get_model_class
@@ -435,7 +440,7 @@ def _run_identify(method, *, out_dir, seed, latents, segments, mixing_layers, st
 
     setting = make_setting(method, latents=latents, segments=segments, mixing_layers=mixing_layers,
                            steps=steps, seed=seed, conditional=conditional, batch_size=batch_size, lr=lr,
-                           model_options=model_options, data_options=data_options)
+                           model_options=model_options, data_options=data_options, sampler_options=sampler_options)
     if eval_samples < 100:
         raise CrlkitError(f"eval_samples must be >= 100; got {eval_samples}")
     if graph_pairs is None:
@@ -443,13 +448,18 @@ def _run_identify(method, *, out_dir, seed, latents, segments, mixing_layers, st
     if graph_pairs < 100:
         raise CrlkitError(f"graph_pairs must be >= 100; got {graph_pairs}")
     setting = dataclasses.replace(setting, eval_samples=int(eval_samples), graph_pairs=int(graph_pairs))
-    ds = make_dataset("synthetic", **setting.data)  # the same dataset the trainer rebuilds by name
+    ds = make_dataset(dataset, **setting.data)  # the same dataset the trainer rebuilds by name
     cls = get_model_class(method)
     cls(build_config(cls.Config, setting.model, what=f"method {method!r}"), ds.observation_shape)  # checks
     out = Path(out_dir)
     check_run_dir(out, resume=False, overwrite=overwrite, markers=("results.json", "model"))
     out.mkdir(parents=True, exist_ok=True)
     overrides = train_overrides(setting)
+    from crlkit.contracts import enforce
+    from crlkit.train import resolve_settings
+
+    _, model_cfg, _, sampler_opts = resolve_settings(method, overrides)
+    contract = enforce(method, ds, model_config=model_cfg, sampler_options=sampler_opts, allow_mismatch=allow_mismatch)
     from crlkit.train import load_model
 
     from crlkit.metrics import mcc_score
@@ -462,9 +472,9 @@ def _run_identify(method, *, out_dir, seed, latents, segments, mixing_layers, st
     runs = []
     for r in range(restarts):
         model_dir = out / ("model" if r == 0 else f"model_restart{r}")
-        summary_r = train(method, "synthetic", data_options=setting.data, steps=setting.steps, seed=seed + 1000 * r,
+        summary_r = train(method, dataset, data_options=setting.data, steps=setting.steps, seed=seed + 1000 * r,
                           out_dir=model_dir, overrides=overrides, device=device, progress=progress,
-                          overwrite=overwrite)
+                          overwrite=overwrite, allow_mismatch=allow_mismatch)
         model_r = load_model(model_dir, device=device)
         score = _selection_score(method, model_r, ds, setting, seed) if restarts > 1 else None
         runs.append({"seed": seed + 1000 * r, "model_dir": str(model_dir), "score": score,
@@ -500,7 +510,7 @@ def _run_identify(method, *, out_dir, seed, latents, segments, mixing_layers, st
         "steps": setting.steps, "seed": seed, "conditional": conditional if SETTING_OF[method] == "pairs" else None,
         "train_seconds": train_seconds, "seconds": time.perf_counter() - t0,
         "final_loss": summary.get("final_loss"), "setting": jsonable(dataclasses.asdict(setting)),
-        "model_dir": best["model_dir"],
+        "model_dir": best["model_dir"], "dataset": dataset, "contract": contract,
     })
     if restarts > 1:
         criterion = RESTART_CRITERIA[method]

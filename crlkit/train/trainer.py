@@ -61,6 +61,7 @@ import numpy as np
 import torch
 
 from crlkit import __version__
+from crlkit.contracts import enforce
 from crlkit.config import build_config, coerce_options, config_fields, route_overrides, signature_fields
 from crlkit.data import GroundTruthData, dataset_from_options, make_dataset
 from crlkit.data.samplers import SAMPLERS, _load_all as _load_samplers, make_sampler
@@ -498,7 +499,7 @@ class _ImageCounter:
 def train(model: str, dataset: str | GroundTruthData, *, steps: int, seed: int, out_dir: str | os.PathLike,
           overrides: dict[str, Any] | None = None, data_options: dict[str, Any] | None = None,
           device: str = "cpu", resume: bool = False, overwrite: bool = False, progress: bool | None = None,
-          threads: int | None = None) -> dict:
+          threads: int | None = None, allow_mismatch: bool = False) -> dict:
     """Train registered model ``model`` on ``dataset`` for ``steps`` updates.
 
     Parameters
@@ -527,6 +528,9 @@ def train(model: str, dataset: str | GroundTruthData, *, steps: int, seed: int, 
         True a tqdm bar, False nothing, None a bar on a terminal and otherwise a periodic line.
     threads : int or None
         torch CPU threads while training (restored afterwards); None leaves torch's setting.
+    allow_mismatch : bool
+        Train even when the dataset breaks an assumption of the method's contract
+        (:func:`crlkit.contracts.enforce`); the mismatch is kept in config.json and summary.json.
 
     Returns
     -------
@@ -541,6 +545,7 @@ def train(model: str, dataset: str | GroundTruthData, *, steps: int, seed: int, 
     dev = _device(device)
     cls, model_cfg, train_cfg, sampler_opts = resolve_settings(model, overrides)
     ds, ds_name, ds_opts = _resolve_dataset(dataset, data_options)
+    contract = enforce(model, ds, model_config=model_cfg, sampler_options=sampler_opts, allow_mismatch=allow_mismatch)
     out = Path(out_dir)
     check_run_dir(out, resume=resume, overwrite=overwrite)
     config = {
@@ -549,6 +554,7 @@ def train(model: str, dataset: str | GroundTruthData, *, steps: int, seed: int, 
         "model_config": jsonable(model_cfg), "train_config": jsonable(train_cfg),
         "sampler_options": jsonable(sampler_opts), "overrides": jsonable(dict(overrides or {})),
         "device": str(dev), "crlkit_version": __version__, "torch_version": torch.__version__,
+        "contract": contract,
     }
     if resume:
         old = read_run_config(out)
@@ -584,7 +590,7 @@ def train(model: str, dataset: str | GroundTruthData, *, steps: int, seed: int, 
         "images_per_second": (counter.images / seconds) if seconds > 0 and counter.images else 0.0,
         "seconds": seconds, "resumed_from": result["resumed_from"], "device": str(dev),
         "batch_size": train_cfg.batch_size, "machine": f"{platform.machine()} {os.cpu_count()} cpus",
-        "torch_threads": torch.get_num_threads() if threads is None else int(threads),
+        "torch_threads": torch.get_num_threads() if threads is None else int(threads), "contract": contract,
     }
     atomic_write_json(out / "summary.json", summary)
     return summary
