@@ -17,7 +17,7 @@ graph over factors is ``environment -> {animal, background}``, ``place -> {anima
 ``animal -> shape``.
 
 Images are rendered at 64x64 and average-pooled to ``image_size`` (64, 32 or 16; the classifiers
-of :mod:`crlkit.robust` use 32 for CPU speed). Rendering is vectorised in torch and a deterministic
+of :mod:`crlkit.robust` use 16 for CPU speed). Rendering is vectorised in torch and a deterministic
 function of the factors: ``x = m * animal + (1 - m) * background`` with ``m`` the silhouette mask, so
 a background swap changes only pixels outside the animal (exactly so at 64x64; at lower resolutions
 mixed edge pixels also change). Background textures come from a fixed bank drawn from

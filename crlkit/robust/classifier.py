@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from crlkit.train.callbacks import Callback
+
 
 class SmallCNN(nn.Module):
     """Binary classifier: ``forward(x) -> logits (B,)``; ``features(x) -> (B, 2 * width)``."""
@@ -83,21 +85,114 @@ def group_balanced_weights(groups: torch.Tensor) -> torch.Tensor:
     return 1.0 / counts[groups]
 
 
-def train_steps(model: nn.Module, batch_loss: Callable[[int], torch.Tensor], *, steps: int, lr: float,
-                weight_decay: float = 0.0, params=None) -> list[float]:
-    """Adam on ``batch_loss(step)`` for a fixed number of steps (L2 ``weight_decay`` is the coupled,
-    classical penalty). Returns the loss of every step."""
-    model.train()
-    opt = torch.optim.Adam(params if params is not None else model.parameters(), lr=lr, weight_decay=weight_decay)
-    losses = []
-    for step in range(int(steps)):
-        loss = batch_loss(step)
+def eval_steps(steps: int, evals: int) -> list[int]:
+    """``evals`` checkpoint steps spread evenly over ``steps`` updates, the last one included."""
+    steps, evals = int(steps), max(1, int(evals))
+    return sorted({max(1, round(steps * k / evals)) for k in range(1, evals + 1)})
+
+
+class _ClosureStep(nn.Module):
+    """The trainer's view of a classifier: one Adam update on ``batch_loss(step)`` per step."""
+
+    def __init__(self, model: nn.Module, batch_loss: Callable[[int], torch.Tensor]):
+        super().__init__()
+        self.net, self.batch_loss = model, batch_loss
+
+    def training_step(self, batch, step: int, optimizers: dict) -> dict:
+        loss = self.batch_loss(step)
+        opt = optimizers["adam"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        losses.append(float(loss.detach()))
+        return {"loss": loss.detach()}
+
+
+class _StepCount:
+    """The trainer's sampler: the loss closures draw their own batches from seeded generators."""
+
+    def __init__(self):
+        self.n = 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        self.n += 1
+        return None
+
+    def state_dict(self) -> dict:
+        return {"n": self.n}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.n = int(state["n"])
+
+
+class ValidationCheckpoints(Callback):
+    """After each update in ``steps``, put the model in eval mode and call ``fn(step)`` (the
+    caller scores a copy on the validation split and keeps it as a candidate). Notes the first
+    non-finite loss, whose step the trainer's NaN guard then stops at."""
+
+    key = "validation_checkpoints"
+
+    def __init__(self, steps: Iterable[int], fn: Callable[[int], None] | None):
+        self.steps, self.fn = set(int(s) for s in steps), fn
+        self.diverged_at: int | None = None
+
+    def on_step_end(self, trainer, step, terms):
+        if self.diverged_at is None and not bool(torch.isfinite(terms["loss"])):
+            self.diverged_at = step
+        if self.fn is not None and self.diverged_at is None and step + 1 in self.steps:
+            trainer.model.eval()
+            self.fn(step + 1)
+            trainer.model.train()
+
+
+class ResetAdam(Callback):
+    """Drop Adam's moment estimates before update ``at`` (IRM's penalty weight jumps there)."""
+
+    key = "reset_adam"
+
+    def __init__(self, at: int):
+        self.at = int(at)
+
+    def on_step_start(self, trainer, step):
+        if step == self.at and step > 0:
+            trainer.optimizers["adam"].state.clear()
+
+
+def train_steps(model: nn.Module, batch_loss: Callable[[int], torch.Tensor], *, steps: int, lr: float,
+                weight_decay: float = 0.0, params=None, checkpoints: Iterable[int] = (),
+                on_checkpoint: Callable[[int], None] | None = None,
+                reset_optimizer_at: int | None = None) -> dict:
+    """Adam on ``batch_loss(step)`` for ``steps`` updates through the common
+    :class:`~crlkit.train.Trainer` (L2 ``weight_decay`` is the coupled, classical penalty).
+
+    After update ``s`` for each ``s`` in ``checkpoints``, ``on_checkpoint(s)`` is called with the
+    model in eval mode (:class:`ValidationCheckpoints`). ``reset_optimizer_at``: Adam's moment
+    estimates are dropped before that update (:class:`ResetAdam`), as IRM's reference code does
+    when its penalty weight jumps. A non-finite loss stops the run (the trainer's NaN guard,
+    checked every step); the checkpoints before it stay valid.
+
+    Returns ``{"diverged_at": update index or None, "summary": the trainer's summary or None}``."""
+    from crlkit.train import Trainer, TrainingDiverged
+
+    param_list = list(params if params is not None else model.parameters())
+    opt = torch.optim.Adam(param_list, lr=lr, weight_decay=weight_decay)
+    marks = ValidationCheckpoints(checkpoints, on_checkpoint)
+    callbacks: list[Callback] = [marks]
+    if reset_optimizer_at is not None:
+        callbacks.append(ResetAdam(reset_optimizer_at))
+    device = next(model.parameters()).device
+    trainer = Trainer(_ClosureStep(model, batch_loss), {"adam": opt}, _StepCount(), steps=int(steps),
+                      callbacks=callbacks, log_every=1, device=device, name=type(model).__name__)
+    model.train()
+    summary = None
+    try:
+        summary = trainer.fit()
+    except TrainingDiverged:
+        pass
     model.eval()
-    return losses
+    return {"diverged_at": marks.diverged_at, "summary": summary}
 
 
 @torch.no_grad()
