@@ -62,12 +62,14 @@ def select(candidates: list[Candidate], rule: str) -> Candidate:
 
 
 def run_search(name: str, data: ShortcutData, seed: int, *, rules=("worst_group",),
-               log: Callable[[str], None] | None = None, **options) -> dict[str, dict]:
+               log: Callable[[str], None] | None = None, keep_models: bool = False,
+               **options) -> dict[str, dict]:
     """Search method ``name`` (``options`` fix hyperparameters), choose a model per rule, and
     evaluate each chosen model on the test splits. Returns ``{rule: result}`` where a result
     holds the test measures (``RESULT_KEYS``), ``selection``, ``selected`` (hyperparameters and
     step), ``validation`` (the chosen candidate's validation scores), ``labels`` (what the
-    method and the selection used), ``candidates`` (how many) and ``seconds``."""
+    method and the selection used), ``candidates`` (how many) and ``seconds``; with
+    ``keep_models`` also ``predictor`` (the chosen model, to look at its predictions)."""
     rules = check_rules(rules)
     method = make_method(name, **options)
     data.seal()
@@ -89,6 +91,8 @@ def run_search(name: str, data: ShortcutData, seed: int, *, rules=("worst_group"
                   "validation": dict(c.val),
                   "labels": {"method": method.uses, "selection": SELECTION_LABELS[r]},
                   "candidates": len(candidates), "seconds": search_seconds}
+        if keep_models:
+            out[r]["predictor"] = c.model()
     return out
 
 
@@ -109,6 +113,7 @@ def _oracle(candidates: list[Candidate], data: ShortcutData) -> Candidate:
 
 
 def run_method(name: str, data: ShortcutData, seed: int, *, selection: str = "worst_group",
-               log: Callable[[str], None] | None = None, **options) -> dict:
+               log: Callable[[str], None] | None = None, keep_models: bool = False, **options) -> dict:
     """:func:`run_search` for one rule: that rule's result."""
-    return run_search(name, data, seed, rules=(selection,), log=log, **options)[selection]
+    return run_search(name, data, seed, rules=(selection,), log=log, keep_models=keep_models,
+                      **options)[selection]
