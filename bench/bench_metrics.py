@@ -2,7 +2,7 @@
 time the default suite at disentanglement_lib's sample sizes.
 
     .venv/bin/python bench/bench_metrics.py                  # agreement, 1,000 / 1,000 samples
-    .venv/bin/python bench/bench_metrics.py --suite          # + suite timing at 10,000 / 5,000
+    .venv/bin/python bench/bench_metrics.py --n-train 10000 --n-test 5000 --reps mixed   # suite at 10,000 / 5,000
     DISENT_PYTHON=/tmp/disent-venv/bin/python .venv/bin/python bench/bench_metrics.py
 
 disent runs in its own venv (it needs torch/torchvision builds of its own); see
