@@ -50,6 +50,9 @@ def register(sub) -> None:
                    help="share of a GPU per run with --device cuda (default 0.25: four runs per GPU)")
     r.add_argument("--max-failures", type=int_range(0), default=2, metavar="N",
                    help="retries of a run whose worker dies, each from its last checkpoint (default 2)")
+    r.add_argument("--allow-mismatch", action="store_true",
+                   help="train runs whose dataset breaks an assumption of the method's contract (checked for "
+                        "every run before anything trains); the mismatch is kept in the store")
     r.set_defaults(func=_run)
 
     s = ss.add_parser("status", help="done / running / failed runs and the time left",
@@ -60,7 +63,8 @@ def register(sub) -> None:
 
     e = ss.add_parser("export", help="one row per run as CSV or Parquet",
                       description="Write one row per recorded run: run_id, model, seed, status, one column per "
-                                  "hyperparameter, one per metric score (and UDR).",
+                                  "hyperparameter, one per metric score (and UDR), the run's contract "
+                                  "mismatch (empty when the guarantee applies) and its contract check (JSON).",
                       formatter_class=HelpFormatter,
                       epilog=examples("crlkit study export studies/mini --out runs.csv",
                                       "crlkit study export studies/mini --out runs.parquet"))
@@ -83,7 +87,7 @@ def _run(args) -> int:
 
     res = run(args.grid, args.out, seeds=args.seeds, steps=args.steps, address=args.address,
               max_concurrent=args.max_concurrent, device=args.device, threads=args.threads,
-              gpus_per_run=args.gpus_per_run, max_failures=args.max_failures)
+              gpus_per_run=args.gpus_per_run, max_failures=args.max_failures, allow_mismatch=args.allow_mismatch)
     print(f"{res['planned']} runs in the grid: {res['done_before']} were done, {res['trained']} trained now, "
           f"{res['failed']} failed ({res['seconds']:.1f} s); store {args.out}/study.sqlite")
     return 1 if res["failed"] else 0
@@ -124,7 +128,7 @@ def _export(args) -> int:
     df = load(args.dir)
     cols = (["run_id", "model", "seed", "status", "dataset", "steps"] + df.attrs.get("hyperparameters", [])
             + df.attrs.get("metrics", []) + ["train_seconds", "eval_seconds", "attempts", "crlkit_version",
-                                               "git_commit", "error"])
+                                               "git_commit", "error", "mismatch", "contract"])
     df = df[[c for c in dict.fromkeys(cols) if c in df]]
     out = str(args.out)
     if out.endswith(".parquet"):

@@ -41,7 +41,8 @@ PAPER = {
 # --------------------------------------------------------------------------------------
 def load(directory, *, udr: bool = True) -> pd.DataFrame:
     """One row per recorded run: ``run_id``, ``model``, ``seed``, ``status``, ``dataset``,
-    ``steps``, ``setting`` (the hyperparameters as text), one column per hyperparameter, one
+    ``steps``, ``setting`` (the hyperparameters as text), ``mismatch`` and ``contract`` (the run's
+    assumption contract, JSON), one column per hyperparameter, one
     per metric (and ``udr`` where the study saved codes), timings. ``df.attrs`` holds
     ``hyperparameters``, ``metrics`` and ``planned`` (the runs of the latest grid asked for)."""
     with Store(directory, create=False) as store:
@@ -54,6 +55,8 @@ def load(directory, *, udr: bool = True) -> pd.DataFrame:
         scores = json.loads(r["metrics"] or "{}")
         rec = {k: r[k] for k in ("run_id", "kind", "model", "seed", "status", "dataset", "steps", "train_seconds",
                                  "eval_seconds", "attempts", "error", "crlkit_version", "git_commit")}
+        rec["mismatch"] = r.get("mismatch")
+        rec["contract"] = r.get("contract")
         rec["setting"] = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(params.items())) or "-"
         for k, v in params.items():
             rec[k] = v

@@ -329,3 +329,58 @@ def _validate_identify(out: dict, models: dict) -> None:
             except CrlkitError as e:
                 raise CrlkitError(f"grid models.{model}.{key}: {e}") from None
         out["models"][model] = coerced
+
+
+def check_contracts(grid: Grid, *, allow_mismatch: bool = False, runs: list[Run] | None = None
+                    ) -> tuple[dict[str, dict], list[str]]:
+    """Every run's assumption contract (:func:`crlkit.contracts.enforce`), before anything trains.
+
+    Returns ``(contracts, lines)``: the check's dict per ``run_id`` and one line per (model,
+    dataset) pair (:func:`crlkit.contracts.contract_line`; a pair whose runs differ shows its
+    first mismatch, with how many of its runs it concerns). A failed structural requirement, or
+    a failed assumption unless ``allow_mismatch``, raises one :class:`CrlkitError` naming the run
+    (model, settings, seed) and the requirement.
+    """
+    from crlkit.contracts import contract_line, enforce
+    from crlkit.data import dataset_from_options
+    from crlkit.train import resolve_settings
+
+    datasets: dict[str, Any] = {}
+    contracts: dict[str, dict] = {}
+    pairs: dict[tuple, list[dict]] = {}
+    for run in grid.runs() if runs is None else runs:
+        c = run.config
+        if c["kind"] == "identify":
+            from crlkit.identify.benchmark import make_setting, train_overrides
+
+            setting = make_setting(c["model"], seed=c["seed"], steps=c["steps"], **c["params"])
+            data, overrides = setting.data, train_overrides(setting)
+        else:
+            data, overrides = c["data_set"], {**c["set"], **c["params"]}
+        key = json.dumps([c["dataset"], data], sort_keys=True, default=str)
+        if key not in datasets:
+            datasets[key] = dataset_from_options(c["dataset"], data)[0]
+        _, model_cfg, _, sampler_opts = resolve_settings(c["model"], overrides)
+        try:
+            d = enforce(c["model"], datasets[key], model_config=model_cfg, sampler_options=sampler_opts,
+                        allow_mismatch=allow_mismatch)
+        except CrlkitError as e:
+            setting = ", ".join(f"{k}={v}" for k, v in sorted(c["params"].items())) or "defaults"
+            raise CrlkitError(f"grid run {run.run_id} (models.{c['model']}: {setting}; seed {c['seed']}): "
+                              f"{e}") from None
+        contracts[run.run_id] = d
+        pairs.setdefault((c["model"], c["dataset"]), []).append(d)
+    lines = []
+    for ds in pairs.values():
+        bad = [d for d in ds if d.get("mismatches")]
+        line = contract_line(bad[0] if bad else ds[0])
+        if bad and len(bad) < len(ds):
+            line += f" ({len(bad)} of {len(ds)} runs)"
+        lines.append(line)
+    return contracts, lines
+
+
+def mismatch_text(contract: dict | None) -> str:
+    """``"requirement: reason"`` of a check's first failed assumption; ``""`` when none."""
+    ms = (contract or {}).get("mismatches") or []
+    return f"{ms[0]['requirement']}: {ms[0]['reason']}" if ms else ""

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Callable
 
 from crlkit.errors import CrlkitError
-from crlkit.study.grid import Grid, load_grid
+from crlkit.study.grid import Grid, check_contracts, load_grid
 from crlkit.study.store import Store
 
 RUNS_DIR = "runs"
@@ -42,7 +42,8 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def _trial(config: dict, *, runs: dict, study_dir: str, device: str, threads: int, udr: bool) -> None:
+def _trial(config: dict, *, runs: dict, study_dir: str, device: str, threads: int, udr: bool,
+           allow_mismatch: bool = False) -> None:
     """One Ray Tune trial: one run, trained (or resumed) and scored, reported once."""
     import base64
 
@@ -51,7 +52,8 @@ def _trial(config: dict, *, runs: dict, study_dir: str, device: str, threads: in
     from crlkit.study.execute import execute_run
 
     run_id = config["run_id"]
-    res = execute_run(runs[run_id], Path(study_dir) / RUNS_DIR / run_id, device=device, threads=threads, udr=udr)
+    res = execute_run(runs[run_id], Path(study_dir) / RUNS_DIR / run_id, device=device, threads=threads, udr=udr,
+                      allow_mismatch=allow_mismatch)
     codes = res.pop("codes", None)
     if codes is not None:  # bytes travel as text through Tune's result dict
         res["codes"] = {"n": int(codes["mean"].shape[0]), "d": int(codes["mean"].shape[1]),
@@ -73,7 +75,8 @@ def _decode(result: dict) -> dict:
     return res
 
 
-def _store_callback(store_dir: Path, runs: dict, total: int, log: Callable[[str], None], commit: str | None):
+def _store_callback(store_dir: Path, runs: dict, total: int, log: Callable[[str], None], commit: str | None,
+                    contracts: dict | None = None):
     from ray.tune import Callback
 
     from crlkit import __version__
@@ -104,7 +107,7 @@ def _store_callback(store_dir: Path, runs: dict, total: int, log: Callable[[str]
             run_id = trial.config["run_id"]
             res = _decode(result)
             self.store.record(run_id, runs[run_id], res, status="done", attempts=trial.num_failures + 1,
-                         version=__version__, commit=commit)
+                         version=__version__, commit=commit, contract=(contracts or {}).get(run_id))
             self.finished += 1
             m = res["metrics"]
             shown = ", ".join(f"{k} {m[k]:.3f}" for k in list(m)[:3])
@@ -119,7 +122,8 @@ def _store_callback(store_dir: Path, runs: dict, total: int, log: Callable[[str]
                 lines = [ln for ln in Path(path).read_text().strip().splitlines() if ln.strip()]
                 err = lines[-1] if lines else err
             self.store.record(run_id, runs[run_id], {}, status="failed", error=err[:2000],
-                         attempts=trial.num_failures, version=__version__, commit=commit)
+                         attempts=trial.num_failures, version=__version__, commit=commit,
+                         contract=(contracts or {}).get(run_id))
             self.finished += 1
             log(f"[{self.finished}/{total}] FAILED {run_id} {runs[run_id]['model']} {runs[run_id]['params']} "
                 f"seed {runs[run_id]['seed']}: {err[:300]}")
@@ -130,7 +134,7 @@ def _store_callback(store_dir: Path, runs: dict, total: int, log: Callable[[str]
 def run(grid: str | Path | dict | Grid, out: str | Path, *, seeds: list[int] | None = None,
         steps: int | None = None, address: str | None = None, max_concurrent: int | None = None,
         device: str = "cpu", threads: int = 1, gpus_per_run: float | None = None, num_cpus: int | None = None,
-        max_failures: int = 2, log: Callable[[str], None] | None = None) -> dict:
+        max_failures: int = 2, log: Callable[[str], None] | None = None, allow_mismatch: bool = False) -> dict:
     """Run (or continue) a study: train every run of ``grid`` not yet done into ``out``.
 
     Parameters
@@ -144,6 +148,11 @@ def run(grid: str | Path | dict | Grid, out: str | Path, *, seeds: list[int] | N
     threads : CPUs (torch threads) per trial.
     num_cpus : CPUs of the local Ray (default: all of this machine's).
     max_failures : retries of a trial whose worker dies (each resumes from the run's checkpoint).
+    allow_mismatch : train runs whose dataset breaks an assumption of the method's contract.
+        Every run's contract is checked before anything is created or trained
+        (:func:`crlkit.study.grid.check_contracts`): a violated requirement raises one
+        :class:`CrlkitError` naming the run unless ``allow_mismatch`` (a structural one always);
+        the guarantee of each (model, dataset) pair is logged, and each run's check is stored.
 
     Returns ``{"planned", "done_before", "trained", "failed", "seconds"}``.
     """
@@ -155,8 +164,11 @@ def run(grid: str | Path | dict | Grid, out: str | Path, *, seeds: list[int] | N
         raise CrlkitError(f"threads must be >= 1; got {threads}")
     if max_concurrent is not None and int(max_concurrent) < 1:
         raise CrlkitError(f"max_concurrent must be >= 1; got {max_concurrent}")
-    out = Path(out).resolve()
     all_runs = g.runs()
+    contracts, lines = check_contracts(g, allow_mismatch=allow_mismatch, runs=all_runs)
+    for line in lines:
+        log(line)
+    out = Path(out).resolve()
     by_id = {r.run_id: r.config for r in all_runs}
     store = Store(out)
     t0 = time.perf_counter()
@@ -172,7 +184,8 @@ def run(grid: str | Path | dict | Grid, out: str | Path, *, seeds: list[int] | N
         if todo:
             _tune(todo, by_id, out, store, address=address, max_concurrent=max_concurrent, device=device,
                   threads=int(threads), gpus_per_run=gpus_per_run, num_cpus=num_cpus, max_failures=max_failures,
-                  udr=bool(g.cross_run_metrics), log=log)
+                  udr=bool(g.cross_run_metrics), log=log, allow_mismatch=bool(allow_mismatch),
+                  contracts=contracts)
             status = store.status_of()
             summary["trained"] = sum(status.get(r) == "done" for r in todo)
             summary["failed"] = sum(status.get(r) == "failed" for r in todo)
@@ -183,7 +196,7 @@ def run(grid: str | Path | dict | Grid, out: str | Path, *, seeds: list[int] | N
 
 
 def _tune(todo, by_id, out: Path, store: Store, *, address, max_concurrent, device, threads, gpus_per_run,
-          num_cpus, max_failures, udr, log) -> None:
+          num_cpus, max_failures, udr, log, allow_mismatch=False, contracts=None) -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # results live in the store
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -221,8 +234,9 @@ def _tune(todo, by_id, out: Path, store: Store, *, address, max_concurrent, devi
             device = "cuda"  # Ray sets CUDA_VISIBLE_DEVICES to the trial's GPU: it is cuda:0 there
         trainable = tune.with_resources(
             tune.with_parameters(_trial, runs={r: by_id[r] for r in todo}, study_dir=str(out),
-                                 device=device, threads=threads, udr=udr), resources)
-        callback = _store_callback(out, by_id, len(todo), log, _git_commit())
+                                 device=device, threads=threads, udr=udr, allow_mismatch=allow_mismatch),
+            resources)
+        callback = _store_callback(out, by_id, len(todo), log, _git_commit(), contracts)
         tuner = tune.Tuner(
             trainable,
             param_space={"run_id": tune.grid_search(list(todo))},

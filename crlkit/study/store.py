@@ -7,7 +7,10 @@ finished run, so a killed driver loses at most the runs in flight. Tables:
                canonical config), ``model``, ``seed``, ``dataset``, ``steps``, ``status``,
                ``params`` (JSON) and one ``hp_<name>`` column per hyperparameter, ``metrics``
                (JSON) and one ``m_<name>`` column per metric, timings, ``attempts``,
-               ``error``, ``crlkit_version``, ``git_commit``, ``host``, ``config`` (JSON);
+               ``error``, ``crlkit_version``, ``git_commit``, ``host``, ``config`` (JSON),
+               ``contract`` (JSON: the run's assumption contract check, see
+               :func:`crlkit.contracts.enforce`) and ``mismatch`` (its first failed assumption,
+               ``"requirement: reason"``; empty when the guarantee applies);
 - ``codes``    per run, the posterior means and per-latent KL of the study's shared inputs
                (for UDR, a metric across runs);
 - ``planned``  every run any invocation of the study asked for (its config);
@@ -27,6 +30,8 @@ import numpy as np
 from crlkit.errors import CrlkitError
 
 STORE_NAME = "study.sqlite"
+#: columns added to ``runs`` after its first release: added to an older store when it is opened.
+_ADDED_COLUMNS = {"contract": "TEXT", "mismatch": "TEXT"}
 _IDENT = re.compile(r"^[A-Za-z0-9_]+$")
 
 _SCHEMA = """
@@ -34,7 +39,7 @@ CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY, kind TEXT, model TEXT, seed INTEGER, dataset TEXT, steps INTEGER,
     status TEXT, params TEXT, metrics TEXT, config TEXT, started REAL, finished REAL,
     train_seconds REAL, eval_seconds REAL, attempts INTEGER, resumed_from INTEGER, error TEXT,
-    crlkit_version TEXT, git_commit TEXT, host TEXT);
+    crlkit_version TEXT, git_commit TEXT, host TEXT, contract TEXT, mismatch TEXT);
 CREATE TABLE IF NOT EXISTS codes (run_id TEXT PRIMARY KEY, n INTEGER, d INTEGER, mean BLOB, kl BLOB);
 CREATE TABLE IF NOT EXISTS planned (run_id TEXT PRIMARY KEY, config TEXT, added REAL);
 CREATE TABLE IF NOT EXISTS inflight (run_id TEXT PRIMARY KEY, started REAL);
@@ -62,6 +67,17 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Add the columns a store written by an older crlkit lacks (its rows keep NULL there)."""
+        missing = [c for c in _ADDED_COLUMNS if c not in self.columns()]
+        if missing:
+            with self._tx():
+                have = set(self.columns())  # another driver may have added them meanwhile
+                for col in missing:
+                    if col not in have:
+                        self.db.execute(f'ALTER TABLE runs ADD COLUMN "{col}" {_ADDED_COLUMNS[col]}')
 
     def close(self) -> None:
         self.db.close()
@@ -133,8 +149,13 @@ class Store:
             self.db.execute("DELETE FROM inflight")
 
     def record(self, run_id: str, config: dict, result: dict, *, status: str, error: str | None = None,
-               attempts: int = 1, version: str = "", commit: str | None = None) -> None:
-        """Write one finished run (and its codes), in one transaction."""
+               attempts: int = 1, version: str = "", commit: str | None = None,
+               contract: dict | None = None) -> None:
+        """Write one finished run (and its codes), in one transaction. ``contract``: the run's
+        contract check (default: the one in ``result``, as the trainer returns it)."""
+        from crlkit.study.grid import mismatch_text
+
+        contract = result.get("contract") or contract
         params = config.get("params", {})
         metrics = {k: float(v) for k, v in (result.get("metrics") or {}).items()}
         row = {
@@ -146,6 +167,8 @@ class Store:
             "eval_seconds": result.get("eval_seconds"), "attempts": int(attempts),
             "resumed_from": result.get("resumed_from"), "error": error, "crlkit_version": version,
             "git_commit": commit, "host": result.get("host"),
+            "contract": None if contract is None else json.dumps(contract, sort_keys=True, default=str),
+            "mismatch": None if contract is None else mismatch_text(contract),
         }
         for k, v in params.items():
             row[_column("hp_", k)] = v if isinstance(v, (int, float, str)) or v is None else json.dumps(v)

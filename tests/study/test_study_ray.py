@@ -59,6 +59,7 @@ def test_study_end_to_end(done_study, tmp_path):
     assert df["mig"].between(0, 1).all() and df["gaussian_total_correlation"].notna().all()
     assert df["udr"].between(0, 1).all()           # every setting has two seeds
     assert df["git_commit"].notna().all() and (df["crlkit_version"] != "").all()
+    assert (df["mismatch"] == "").all() and df["contract"].str.contains('"guarantee"').all()  # stored per run
     for run_id in df["run_id"]:
         assert (out / "runs" / run_id / "checkpoint.pt").exists()
     assert main(["study", "export", str(out), "--out", str(tmp_path / "runs.csv")]) == 0
