@@ -2,6 +2,7 @@
 break of its contract (crlkit.identify.misspecify), 3 seeds, CPU-sized.
 
     python bench/bench_misspecify.py --out runs/bench_misspecify --threads 1
+    python bench/bench_misspecify.py --combine DIR... --out runs/misspecify_table --json bench/results/misspecify.json
 
 CPU size (bench/RESULTS_identify.md, "Assumption contracts"): n = 5 latents for every method,
 2-layer leaky-ReLU mixing, batch 128, the steps per method below, 1,000 held-out samples; the GPU-sized
@@ -22,12 +23,20 @@ CPU_BATCH = 128
 CPU_EVAL = 1000
 
 
-def combine(dirs: list[str], out: str) -> None:
+def _clean(v):
+    """JSON-safe value: NaN becomes null (strict JSON has no NaN)."""
+    return None if isinstance(v, float) and v != v else v
+
+
+def combine(dirs: list[str], out: str, json_path: str | None = None) -> None:
     import csv
+    import datetime
     import json
+    import platform
+    import sys
     from pathlib import Path
 
-    from crlkit.identify.misspecify import write_outputs
+    from crlkit.identify.misspecify import summarize, write_outputs
 
     rows: dict[tuple, dict] = {}
     for d in dirs:
@@ -47,6 +56,17 @@ def combine(dirs: list[str], out: str) -> None:
     Path(out).mkdir(parents=True, exist_ok=True)
     write_outputs(merged, Path(out))
     print((Path(out) / "misspecify.md").read_text())
+    if json_path:  # the machine-readable table the demo page renders (bench/results/misspecify.json)
+        obj = {"command": "python " + " ".join(sys.argv),
+               "inputs": [str(d) for d in dirs],
+               "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
+               "combined_on": f"{platform.machine()} CPU, python {platform.python_version()}, "
+                              f"torch {torch.__version__}",
+               "summary": [{k: _clean(v) for k, v in r.items()} for r in summarize(merged)],
+               "runs": [{k: _clean(v) for k, v in r.items()} for r in merged]}
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_path).write_text(json.dumps(obj, indent=1) + "\n")
+        print(f"wrote {json_path}")
 
 
 def main() -> None:
@@ -61,9 +81,12 @@ def main() -> None:
     p.add_argument("--combine", nargs="+", default=None, metavar="DIR",
                    help="instead of running: merge the misspecify.csv of these directories (runs split over "
                         "processes) into --out, keeping each (method, break, seed) once")
+    p.add_argument("--json", default=None, metavar="PATH",
+                   help="with --combine: also write the table (summary and every run, with this command) as JSON, "
+                        "e.g. bench/results/misspecify.json, which crlkit demo renders")
     args = p.parse_args()
     if args.combine:
-        combine(args.combine, args.out)
+        combine(args.combine, args.out, args.json)
         return
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()

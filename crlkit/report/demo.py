@@ -93,9 +93,9 @@ def _note(text: str) -> str:
 # ============================================================================================
 # 1  How deep models fail
 # ============================================================================================
-def _shortcut_bench_json(ctx) -> Path | None:
+def _shortcut_bench_json(ctx, name: str = "shortcut.json") -> Path | None:
     for root in (Path.cwd(), Path(__file__).resolve().parents[2]):
-        p = root / "bench" / "results" / "shortcut.json"
+        p = root / "bench" / "results" / name
         if p.is_file():
             return p
     return None
@@ -580,6 +580,97 @@ ASSUMES = {
 }
 
 
+#: What each break of crlkit.identify.misspecify.BREAKS does to the data, and the assumption it breaks.
+BREAK_EXPLAINED = {
+    "few_segments": "u takes only n values (n latents), fewer than the 2n + 1 segments iVAE's and iFlow's "
+                    "theorem needs for enough variation of p(z | u).",
+    "gaussian_pairs": "positive pairs come from a Gaussian conditional while the model's L1 similarity assumes "
+                      "a Laplace one: the conditional is no longer the one the loss is matched to.",
+    "not_injective": "the first latent enters the mixing only through |z0|, so its sign is lost: the mixing is "
+                     "no longer injective, and no encoder can invert it.",
+    "obs_noise": "Gaussian noise of half the observations' mean per-dimension std is added to x: the "
+                 "noise-free x = g(z) the proofs assume no longer holds.",
+    "dependent": "the latents are linked by a random graph (expected degree 2): they are no longer independent "
+                 "(given u), which iVAE, iFlow and contrastive learning's uniform box all assume.",
+    "soft": "interventions shift a latent but keep its mechanism (soft) instead of setting it (perfect): "
+            "the perfect single-node interventions the interventional method assumes are gone.",
+}
+
+
+def _fnum(v, digits: int = 3) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and not np.isfinite(v)) else f"{float(v):.{digits}f}"
+
+
+def misspecify_findings(ctx) -> str:
+    """The misspecification table of bench/results/misspecify.json (bench/bench_misspecify.py) and its
+    figure, each break beside the same method with its assumption met; a line saying how to make it
+    when the file is missing. Every number on it is read from the file."""
+    head = "<h3>When an assumption breaks</h3>"
+    how = ("<code>python bench/bench_misspecify.py --out runs/bench_misspecify</code> (or "
+           "<code>crlkit identify --misspecify --out runs/misspecify</code>), then "
+           "<code>python bench/bench_misspecify.py --combine runs/bench_misspecify --out runs/misspecify_table "
+           "--json bench/results/misspecify.json</code>")
+    path = _shortcut_bench_json(ctx, "misspecify.json")
+    if path is None:
+        return head + _note(f"No misspecification results were found (bench/results/misspecify.json). Make them: "
+                            f"{how}.")
+    try:
+        obj = json.loads(path.read_text())
+        summary = [r for r in obj["summary"] if isinstance(r, dict) and "method" in r and "break" in r]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        return head + _note(f"{html.escape(str(path))} could not be read: {html.escape(str(e))}. Remake it: {how}.")
+    if not summary:
+        return head + _note(f"{html.escape(str(path))} holds no rows. Remake it: {how}.")
+    def num(v):
+        return None if v is None else float(v)
+
+    r2 = any(r.get("r2_content_mean") is not None for r in summary)
+    rows = []
+    for r in summary:
+        mean, chance = num(r.get("mcc_mean")), num(r.get("chance_mean"))
+        row = {"method": r["method"], "break": r["break"], "MCC (mean)": mean,
+               "seed range": f"{_fnum(r.get('mcc_min'))} - {_fnum(r.get('mcc_max'))}",
+               "MCC, assumption met": num(r.get("met_mcc_mean")), "chance": chance,
+               "beats chance": "n/a" if mean is None or chance is None else ("yes" if mean > chance else "no")}
+        if r2:
+            c, st = r.get("r2_content_mean"), r.get("r2_style_mean")
+            row["content R\u00b2 / style R\u00b2"] = "" if c is None else f"{_fnum(c)} / {_fnum(st)}"
+        row["seeds"] = r.get("seeds", "")
+        row["unmet requirement"] = r.get("mismatch") or "(none: the contract holds)"
+        rows.append(row)
+    cols = list(rows[0])
+    below = [r["method"] for r in summary if r["break"] == "met" and r.get("mcc_mean") is not None
+             and r.get("chance_mean") is not None and r["mcc_mean"] <= r["chance_mean"]]
+    caveat = (_note(f"With its assumption met, {', '.join(html.escape(m) for m in below)} did not beat chance at "
+                    "this budget, so its breaks measure nothing here.") if below else "")
+    fig = plots.misspecify_bars(summary, ctx.path("crl", "misspecify.png"))
+    breaks = list(dict.fromkeys(r["break"] for r in summary if r["break"] != "met"))
+    explained = "".join(f"<li><b>{html.escape(b)}</b>: "
+                        f"{html.escape(BREAK_EXPLAINED.get(b, 'see crlkit.identify.misspecify'))}</li>" for b in breaks)
+    meta = "; ".join(f"{k}: {obj[k]}" for k in ("date", "combined_on") if isinstance(obj.get(k), str))
+    return (
+        head
+        + "<p>Each identifiable method on its own setting with its contract met, then on data that breaks exactly "
+          "one of the assumptions its contract names (<code>crlkit.identify.misspecify</code>); every break runs "
+          "on the same seeds as the method's met row. Read each break against the chance level and against the "
+          "same method with its assumption met. The breaks:</p>"
+        + f"<ul>{explained}</ul>"
+        + _fig(ctx, fig, "Blue: the assumption met. A break's bar is green if it still beats the chance tick, "
+                         "vermillion if not; the hollow diamond is the same method with its assumption met. "
+                         "For content_style the MCC is over the content block only; its guarantee is about the "
+                         "block, so read its R\u00b2 columns in the table (content high, style low).")
+        + table_html(rows, columns=cols)
+        + caveat
+        + _note(f"Read from <code>{html.escape(os.path.relpath(path))}</code>, not computed on this page (CPU-sized "
+                "runs; bench/RESULTS_identify.md gives their sizes and how the budgets were chosen). "
+                + html.escape(meta))
+        + command_html(str(obj.get("command") or "python bench/bench_misspecify.py   # (the file names no command)"))
+        + _note("The runs it combines: <code>python bench/bench_misspecify.py --out runs/bench_misspecify</code> "
+                "(add <code>--full</code> for each method's paper setting and steps, GPU-sized). One method's "
+                "rows alone: <code>crlkit identify --misspecify --method contrastive --out runs/misspecify</code>.")
+    )
+
+
 def section_crl(ctx) -> str:
     from crlkit.identify.benchmark import run_identify
 
@@ -609,6 +700,7 @@ def section_crl(ctx) -> str:
                          "the chance tick; vermillion bars do not.")
         + table_html(shown)
         + command_html("crlkit identify --compare --out runs/identify   # the full comparison")
+        + misspecify_findings(ctx)
     )
 
 

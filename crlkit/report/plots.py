@@ -189,6 +189,51 @@ def mcc_against_chance(rows: Sequence[dict], path, *, title: str = "") -> Path:
     return _save(fig, path)
 
 
+def misspecify_bars(summary: Sequence[dict], path, *, title: str = "") -> Path:
+    """Each identifiable method with its assumption met and with each break, one bar per
+    (method, break): mean MCC over seeds with the seed range as a whisker, the random-rotation
+    chance level as a tick, and on every break's row a hollow diamond at the same method's "met"
+    MCC. The met bars are blue; a break's bar is green if it still beats chance, vermillion if not.
+    ``summary`` rows are :func:`crlkit.identify.misspecify.summarize`'s (None or NaN for missing)."""
+    def num(v):
+        return float("nan") if v is None else float(v)
+
+    n = len(summary)
+    fig, ax = style.figure(8.6, 1.2 + 0.36 * n)
+    ys = np.arange(n)[::-1]
+    mean = np.array([num(r.get("mcc_mean")) for r in summary])
+    lo = np.array([num(r.get("mcc_min")) for r in summary])
+    hi = np.array([num(r.get("mcc_max")) for r in summary])
+    chance = np.array([num(r.get("chance_mean")) for r in summary])
+    met = np.array([num(r.get("met_mcc_mean")) for r in summary])
+    is_met = np.array([r.get("break") == "met" for r in summary])
+    colors = [style.OKABE_ITO["blue"] if m else (style.GOOD if v > c else style.BAD)
+              for m, v, c in zip(is_met, mean, chance)]
+    ax.barh(ys, np.nan_to_num(mean), height=0.62, color=colors)
+    err = np.vstack([np.nan_to_num(mean - lo), np.nan_to_num(hi - mean)])
+    ax.errorbar(np.nan_to_num(mean), ys, xerr=err, fmt="none", ecolor="#333333", elinewidth=1, capsize=2)
+    ax.scatter(chance, ys, marker="|", s=260, color="black", linewidths=2.2, zorder=3,
+               label="chance: MCC of a random rotation")
+    ax.scatter(met[~is_met], ys[~is_met], marker="D", s=36, facecolors="none", edgecolors=style.OKABE_ITO["blue"],
+               linewidths=1.5, zorder=4, label="same method, assumption met")
+    labels = [f"{r.get('method')}: {r.get('break')}" if r.get("break") == "met" else str(r.get("break"))
+              for r in summary]
+    ax.set_yticks(ys, labels)
+    for t, m in zip(ax.get_yticklabels(), is_met):
+        if m:
+            t.set_fontweight("bold")
+    for i in range(1, n):  # a thin line between methods
+        if summary[i].get("method") != summary[i - 1].get("method"):
+            ax.axhline(ys[i] + 0.5, color="#bbbbbb", lw=0.8)
+    ax.set_xlim(0, 1.03)
+    ax.set_ylim(-0.6, n - 0.4)
+    ax.set_xlabel("MCC, held out (bar: mean over seeds; whisker: seed range)")
+    if title:
+        ax.set_title(title)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0 if not title else 1.06), ncol=2, frameon=False)
+    return _save(fig, path)
+
+
 def scatter_pairs(values: np.ndarray, names: Sequence[str], path, *, color=None, color_label: str = "",
                   title: str = "", max_dims: int = 4, unit: str = "") -> Path:
     """Pairwise scatter plots of the first ``max_dims`` columns (histograms on the diagonal)."""
