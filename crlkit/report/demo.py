@@ -123,12 +123,17 @@ def _bench_table(path: Path) -> str:
         obj = json.loads(path.read_text())
     except (OSError, ValueError) as e:
         return _note(f"{html.escape(str(path))} could not be read: {html.escape(str(e))}")
-    rows = _rows_from_json(obj)
+    if isinstance(obj, dict) and obj.get("rows") and all("setting" in r for r in obj["rows"]):
+        from crlkit.robust.report import bench_summary  # the bench's own schema: one row per seed
+
+        rows = bench_summary(obj)
+    else:
+        rows = _rows_from_json(obj)
     if not rows:
         return _note(f"{html.escape(str(path))} holds no result rows this page can read.")
     scalar = [k for k in dict.fromkeys(k for r in rows for k in r)
               if all(isinstance(r.get(k), (int, float, str, type(None))) for r in rows)]
-    first = [k for k in ("method", "selection", "seeds", "seed") if k in scalar]
+    first = [k for k in ("setting", "method", "selection", "seeds", "seed") if k in scalar]
     cols = first + [k for k in scalar if k not in first]
     cmd = obj.get("command") if isinstance(obj, dict) else None
     meta = ""
