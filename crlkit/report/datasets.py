@@ -13,6 +13,7 @@ from typing import Callable
 
 import numpy as np
 
+from crlkit.data.show import traversal_factors
 from crlkit.files import atomic_write_json
 from crlkit.report import plots, style
 from crlkit.report.html import figure_html, table_html, write_page
@@ -20,21 +21,6 @@ from crlkit.report.html import figure_html, table_html, write_page
 
 def is_image(ds) -> bool:
     return len(ds.observation_shape) == 3 and ds.observation_shape[0] in (1, 3)
-
-
-def traversal_factors(ds, base: np.ndarray, steps: int) -> list[tuple[str, np.ndarray]]:
-    """Per factor, up to ``steps`` factor rows varying that factor across its range from ``base``;
-    a dataset with ``intervene_factors`` is traversed by intervention (descendants follow)."""
-    rows = []
-    for j, (name, size) in enumerate(zip(ds.factor_names, ds.factor_sizes)):
-        values = np.unique(np.linspace(0, size - 1, min(steps, size)).round().astype(np.int64))
-        f = np.repeat(base[None], len(values), axis=0)
-        if hasattr(ds, "intervene_factors"):
-            f = ds.intervene_factors(f, {name: values})
-        else:
-            f[:, j] = values
-        rows.append((name, f))
-    return rows
 
 
 def _edges_only(ds):

@@ -52,6 +52,7 @@ import torch
 
 from crlkit.errors import CrlkitError
 from crlkit.files import append_durably, atomic_save, atomic_write_text
+from crlkit.timing import format_seconds
 
 
 class TrainingDiverged(CrlkitError):
@@ -267,18 +268,6 @@ class Progress(Callback):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-
-
-def format_seconds(s: float) -> str:
-    """``"42 s"``, ``"3 min 5 s"``, ``"2 h 10 min"`` (``"?"`` when not finite)."""
-    if not np.isfinite(s):
-        return "?"
-    s = int(round(s))
-    if s < 60:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} min {s % 60} s"
-    return f"{s // 3600} h {s % 3600 // 60} min"
 
 
 # --------------------------------------------------------------------------------------------
